@@ -1,0 +1,150 @@
+//! The process loop shared by `sie-feed` and `sie-work`: claim the pid file, recover
+//! the spool, then `pass -> stop requested? -> sleep -> pass`, re-reading the run
+//! settings before each pass. SIGTERM/SIGINT and the stop file both end it after the
+//! current pass.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, RunSettings};
+use crate::feed::feed_pass;
+use crate::lockfile::{self, claim_pid_file, clear_stop, stop_requested, write_free};
+use crate::log::ProcessLog;
+use crate::queue::recover::recover_spool;
+use crate::queue::{self, Spool};
+use crate::timefmt::now_epoch;
+use crate::work::{PassEnd, WorkError, work_pass};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Queue(#[from] queue::Error),
+    #[error(transparent)]
+    Lock(#[from] lockfile::LockError),
+    #[error(transparent)]
+    Work(#[from] WorkError),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("{queue}: not a feed queue of this spool (feed1..feed{count})")]
+    NotAFeedQueue { queue: String, count: usize },
+}
+
+/// Which loop a process runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    Feed,
+    Work(String),
+}
+
+impl Role {
+    /// The process name used for its log, pid and stop files (`feed`, `feed1` ...).
+    pub fn process_name(&self) -> &str {
+        match self {
+            Role::Feed => "feed",
+            Role::Work(queue) => queue,
+        }
+    }
+}
+
+/// Runs the loop of `role` until a stop file or signal ends it. `echo` copies the log
+/// to stderr.
+pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(), DaemonError> {
+    if let Role::Work(queue) = &role
+        && !spool.feed_queue_names().contains(queue)
+    {
+        return Err(DaemonError::NotAFeedQueue {
+            queue: queue.clone(),
+            count: spool.feed_queue_count(),
+        });
+    }
+    spool.ensure_tree()?;
+    let name = role.process_name().to_string();
+    let _pid_file = claim_pid_file(spool, &name)?;
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&signalled)).map_err(DaemonError::Signals)?;
+    }
+    let mut log = ProcessLog::new(&name, spool.log_file(&name), echo);
+    if clear_stop(spool, &name)? {
+        log.line("Removed a stop file left from before this start.");
+    }
+    log.dated(&format!("Starting, pid {}.", std::process::id()));
+    let mut settings = RunSettings::new(config);
+    recover(spool, &settings, &name, &mut log)?;
+    let should_stop = || signalled.load(Ordering::Relaxed) || stop_requested(spool, &name);
+    let mut pass = 0u64;
+    loop {
+        pass += 1;
+        log.reopen();
+        match settings.reload() {
+            Ok(true) => log.line("Run settings reloaded."),
+            Ok(false) => {}
+            Err(e) => log.line(&format!("Keeping the last good run settings: {e}")),
+        }
+        let run = settings.current().clone();
+        let delay = match &role {
+            Role::Feed => {
+                match feed_pass(spool, &run, &mut log) {
+                    Ok(_) => {}
+                    Err(e) => log.line(&format!("Pass failed: {e}")),
+                }
+                run.feed_loop_delay
+            }
+            Role::Work(queue) => {
+                let worked = match work_pass(spool, queue, &run, &mut log, pass, &should_stop) {
+                    Ok(PassEnd::Finished(_)) => true,
+                    Ok(PassEnd::Idle) => false,
+                    Ok(PassEnd::Stopped) => break,
+                    Err(e) => {
+                        log.line(&format!("Pass failed: {e}"));
+                        true
+                    }
+                };
+                write_free(spool, queue, now_epoch() + run.loop_delay)?;
+                if worked {
+                    log.dated(&format!("Sleeping: {}", run.loop_delay));
+                }
+                run.loop_delay
+            }
+        };
+        if should_stop() || sleep_unless(&should_stop, Duration::from_secs_f64(delay)) {
+            break;
+        }
+    }
+    clear_stop(spool, &name)?;
+    log.dated("Stopped.");
+    Ok(())
+}
+
+/// Reunites split entries left by a crash, and empties this process's scratch space.
+fn recover(spool: &Spool, settings: &RunSettings, name: &str, log: &mut ProcessLog) -> Result<(), DaemonError> {
+    let scratch = spool.work_dir(name);
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(|e| queue::Error::io(&scratch, e))?;
+    }
+    let recovery = recover_spool(spool, settings.current().orphan_age())?;
+    for (id, from, to) in &recovery.reunited {
+        log.line(&format!("Recovered {id}: df from {} put back beside its qf in {}", from.display(), to.display()));
+    }
+    for (id, from) in &recovery.orphans_quarantined {
+        log.line(&format!("Error, moving: {id} (df without qf in {})", from.display()));
+    }
+    Ok(())
+}
+
+/// Sleeps up to `duration`, waking early when `should_stop` turns true; returns whether
+/// it did.
+fn sleep_unless(should_stop: &dyn Fn() -> bool, duration: Duration) -> bool {
+    let deadline = Instant::now() + duration;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        if should_stop() {
+            return true;
+        }
+    }
+}

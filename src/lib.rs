@@ -1,0 +1,16 @@
+//! SIE scans mail between two sendmail instances: `feed` spreads queued messages from
+//! `queues/in` over work queues, `work` scans them and moves each to its result queue.
+//! Every program in `src/bin/` is a thin front end over the modules below.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod feed;
+pub mod lockfile;
+pub mod log;
+pub mod queue;
+pub mod report;
+pub mod scan;
+pub mod supervisor;
+pub mod timefmt;
+pub mod work;

@@ -1,0 +1,116 @@
+//! The only code that moves queue entries: rename the df, then the qf (the commit
+//! record), both while the qf lock is held, then fsync both directories. A crash between
+//! the two renames leaves a split entry that start-up recovery reunites.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::durable::sync_dir;
+use super::{Error, LockedEntry, Result, Spool};
+
+/// Moves a locked entry into `to_dir`, refusing to overwrite an entry of the same id.
+/// On success the entry names its new directory and is still locked.
+pub fn move_entry(spool: &Spool, entry: &mut LockedEntry, to_dir: &Path) -> Result<()> {
+    let _guard = spool.move_guard(false)?;
+    let from_dir = entry.dir.clone();
+    if from_dir == to_dir {
+        return Ok(());
+    }
+    let queue = to_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    for name in [entry.id.qf_name(), entry.id.df_name()] {
+        if to_dir.join(&name).symlink_metadata().is_ok() {
+            return Err(Error::Exists {
+                id: entry.id.clone(),
+                queue,
+            });
+        }
+    }
+    let df_from = entry.df_path();
+    let df_to = to_dir.join(entry.id.df_name());
+    match fs::rename(&df_from, &df_to) {
+        Ok(()) => {}
+        // A missing df is the caller's to judge (it sends such entries to `error`).
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(df_from, e)),
+    }
+    let qf_from = entry.qf_path();
+    let qf_to = to_dir.join(entry.id.qf_name());
+    if let Err(e) = fs::rename(&qf_from, &qf_to) {
+        // Put the df back so the entry stays whole where it was.
+        let _ = fs::rename(&df_to, &df_from);
+        return Err(Error::io(qf_from, e));
+    }
+    entry.dir = to_dir.to_path_buf();
+    sync_dir(to_dir).map_err(|e| Error::io(to_dir, e))?;
+    sync_dir(&from_dir).map_err(|e| Error::io(&from_dir, e))?;
+    Ok(())
+}
+
+/// Writes the result file saying why the entry goes to `queue` (when there is one), then
+/// moves it there. The result file comes first: a crash in between leaves the entry
+/// where it was, to be judged again, rather than a quarantined entry with no reason.
+pub fn move_with_result(
+    spool: &Spool,
+    entry: &mut LockedEntry,
+    queue: &str,
+    result: Option<&str>,
+) -> Result<()> {
+    let to_dir = spool.queue_dir(queue)?;
+    if let Some(text) = result {
+        spool.write_result(queue, &entry.id, text)?;
+    }
+    move_entry(spool, entry, &to_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{LockOutcome, QueueId, lock_entry};
+
+    fn spool_with_entry(id: &str) -> (tempfile::TempDir, Spool, QueueId) {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path(), 2);
+        spool.ensure_tree().unwrap();
+        let inq = spool.queue_dir("in").unwrap();
+        fs::write(inq.join(format!("qf{id}")), b"V8\nS<a@b>\nRPFD:<c@d>\n.\n").unwrap();
+        fs::write(inq.join(format!("df{id}")), b"body\n").unwrap();
+        (dir, spool, QueueId::parse(id).unwrap())
+    }
+
+    fn lock(spool: &Spool, queue: &str, id: &QueueId) -> LockedEntry {
+        match lock_entry(&spool.queue_dir(queue).unwrap(), id).unwrap() {
+            LockOutcome::Locked(entry) => entry,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn moves_df_and_qf_together() {
+        let (_dir, spool, id) = spool_with_entry("6ALNNrgA023896");
+        let mut entry = lock(&spool, "in", &id);
+        let out = spool.queue_dir("out").unwrap();
+        move_entry(&spool, &mut entry, &out).unwrap();
+        assert_eq!(entry.dir, out);
+        assert!(out.join("qf6ALNNrgA023896").exists());
+        assert_eq!(fs::read(out.join("df6ALNNrgA023896")).unwrap(), b"body\n");
+        let inq = spool.queue_dir("in").unwrap();
+        assert_eq!(fs::read_dir(inq).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn refuses_to_clobber_an_entry_of_the_same_id() {
+        let (_dir, spool, id) = spool_with_entry("6ALNNrgA023896");
+        let out = spool.queue_dir("out").unwrap();
+        fs::write(out.join("df6ALNNrgA023896"), b"other\n").unwrap();
+        let mut entry = lock(&spool, "in", &id);
+        let err = move_entry(&spool, &mut entry, &out).unwrap_err();
+        assert!(matches!(err, Error::Exists { .. }), "{err}");
+        assert!(err.to_string().contains("6ALNNrgA023896"));
+        assert_eq!(fs::read(out.join("df6ALNNrgA023896")).unwrap(), b"other\n");
+        assert!(entry.qf_path().exists() && entry.df_path().exists());
+    }
+}

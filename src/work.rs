@@ -1,0 +1,276 @@
+//! One work pass over a feed queue: take the queue lock, choose a batch oldest first
+//! that fits `maxpass`, scan it in parallel, release the lock, then move each message to
+//! its result queue with a result file, and log the `Stats:` line.
+
+use std::io::Read;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::Local;
+use rayon::prelude::*;
+
+use crate::config::{QueueTiming, RunConfig};
+use crate::lockfile::{self, Holder, QueueLockOutcome};
+use crate::log::{ProcessLog, StatsLine};
+use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
+use crate::queue::{self, Entry, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result};
+use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message};
+use crate::timefmt::pass_id;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Queue(#[from] queue::Error),
+    #[error(transparent)]
+    Lock(#[from] lockfile::LockError),
+}
+
+/// How many of the listed entries (oldest first) one pass takes: as many as keep the
+/// predicted time `t00 + t0*msgs + ts*bytes` within `maxpass`, at least one, at most
+/// `max_batch`.
+pub fn plan_batch(entries: &[Entry], timing: QueueTiming, maxpass: f64, max_batch: usize) -> usize {
+    let mut bytes = 0u64;
+    let mut taken = 0usize;
+    for entry in entries.iter().take(max_batch) {
+        bytes += entry.bytes();
+        if taken > 0 && timing.predict(taken + 1, bytes) > maxpass {
+            break;
+        }
+        taken += 1;
+    }
+    taken
+}
+
+/// How a pass ended.
+#[derive(Debug)]
+pub enum PassEnd {
+    Finished(StatsLine),
+    /// The queue was empty: nothing was logged, so idle queues keep their logs short.
+    Idle,
+    /// A stop was requested while waiting for the queue lock.
+    Stopped,
+}
+
+/// Runs one pass over `queue`. `should_stop` is polled while the queue lock is held by
+/// someone else, so a stop request is not held up by an admin's `lock`.
+pub fn work_pass(
+    spool: &Spool,
+    queue: &str,
+    run: &RunConfig,
+    log: &mut ProcessLog,
+    pass: u64,
+    should_stop: &dyn Fn() -> bool,
+) -> Result<PassEnd, WorkError> {
+    let started = Instant::now();
+    let started_at = Local::now();
+    let holder = Holder {
+        pid: std::process::id() as i32,
+        name: format!("sie-work {queue}"),
+    };
+    let mut waiting_logged = false;
+    let queue_lock = loop {
+        match lockfile::try_lock_queue(spool, queue, &holder)? {
+            QueueLockOutcome::Taken(lock) => break lock,
+            QueueLockOutcome::Held(other) => {
+                if !waiting_logged {
+                    log.line(&format!("Waiting for lock.{queue} held by pid {} ({})", other.pid, other.name));
+                    waiting_logged = true;
+                }
+                if should_stop() {
+                    return Ok(PassEnd::Stopped);
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    };
+    if let Some(stale) = &queue_lock.cleared_stale {
+        log.line(&format!("Cleared stale lock.{queue} of dead pid {} ({})", stale.pid, stale.name));
+    }
+    let lock_secs = started.elapsed().as_secs_f64();
+    let dir = spool.queue_dir(queue)?;
+    let listing = list_dir(&dir)?;
+    if listing.entries.is_empty() && listing.orphan_dfs.is_empty() {
+        return Ok(PassEnd::Idle);
+    }
+    log.dated(&format!("Started pass {}.", pass_id(started_at, pass)));
+    for orphan in &listing.orphan_dfs {
+        match quarantine_orphan_df(spool, orphan, run.orphan_age()) {
+            Ok(OrphanAction::Quarantined) => log.line(&format!("Error, moving: {} (df without qf)", orphan.id)),
+            Ok(OrphanAction::Kept(_)) => {}
+            Err(e) => log.line(&format!("Cannot move orphan df{}: {e}", orphan.id)),
+        }
+    }
+    let batch = plan_batch(&listing.entries, run.timing(queue), run.maxpass, run.max_batch);
+    let mut locked: Vec<LockedEntry> = Vec::with_capacity(batch);
+    let mut broken: Vec<(LockedEntry, Verdict)> = Vec::new();
+    for listed in &listing.entries[..batch] {
+        match lock_entry(&dir, &listed.id)? {
+            LockOutcome::Locked(entry) => locked.push(entry),
+            LockOutcome::Incomplete(entry) => {
+                let age = SystemTime::now().duration_since(entry.queued).unwrap_or_default();
+                if age >= run.orphan_age() {
+                    let verdict = error_verdict("truncated-qf", "control file is empty or truncated (no \".\" line)");
+                    broken.push((entry, verdict));
+                }
+            }
+            LockOutcome::Busy | LockOutcome::Replaced | LockOutcome::Vanished => {}
+        }
+    }
+    let options = run.scan_options();
+    let cpu_before = cpu_seconds();
+    let verdicts: Vec<(Verdict, u64)> = locked.par_iter().map(|entry| scan_entry(entry, &options)).collect();
+    let vf = cpu_seconds() - cpu_before;
+    drop(queue_lock);
+
+    let mut stats = StatsLine {
+        lock: lock_secs,
+        vf,
+        ..StatsLine::default()
+    };
+    let judged = locked.into_iter().zip(verdicts).chain(broken.into_iter().map(|(entry, verdict)| {
+        let bytes = entry.qf_len();
+        (entry, (verdict, bytes))
+    }));
+    for (mut entry, (verdict, bytes)) in judged {
+        stats.msgs += 1;
+        stats.bytes += bytes;
+        match verdict.kind {
+            VerdictKind::Clean => stats.clean += 1,
+            VerdictKind::Virus => stats.vir += 1,
+            VerdictKind::Ext => stats.ext += 1,
+            VerdictKind::Spam => stats.spam += 1,
+            VerdictKind::Unscannable | VerdictKind::Error => {}
+        }
+        deliver(spool, &mut entry, &verdict, run, log);
+    }
+    stats.vs = started.elapsed().as_secs_f64();
+    log.line(&stats.to_string());
+    log.dated("Finished pass.");
+    Ok(PassEnd::Finished(stats))
+}
+
+/// Moves a judged entry to its result queue; if that queue already holds the id, the
+/// entry goes to `error` instead so it does not block the feed queue.
+fn deliver(spool: &Spool, entry: &mut LockedEntry, verdict: &Verdict, run: &RunConfig, log: &mut ProcessLog) {
+    let queue = match verdict.kind {
+        VerdictKind::Clean if run.good_queue => "good",
+        kind => kind.queue(),
+    };
+    let result = (verdict.kind != VerdictKind::Clean).then(|| verdict.result_text(entry.id.as_str()));
+    let label = label(verdict.kind);
+    match move_with_result(spool, entry, queue, result.as_deref()) {
+        Ok(()) if verdict.kind == VerdictKind::Clean => log.line(&format!("{label}, moving: {}", entry.id)),
+        Ok(()) => log.line(&format!("{label}, moving: {} ({}: {})", entry.id, verdict.name, verdict.reason)),
+        Err(queue::Error::Exists { .. }) if queue != "error" => {
+            let why = format!("{queue} already holds an entry with id {}", entry.id);
+            let text = format!("verdict: error\nname: duplicate-id\nwhere: {queue}\nwhy: {why}\n");
+            match move_with_result(spool, entry, "error", Some(&text)) {
+                Ok(()) => log.line(&format!("Error, moving: {} ({why})", entry.id)),
+                Err(e) => log.line(&format!("Cannot move {}: {e}", entry.id)),
+            }
+        }
+        Err(e) => log.line(&format!("Cannot move {}: {e}", entry.id)),
+    }
+}
+
+fn label(kind: VerdictKind) -> &'static str {
+    match kind {
+        VerdictKind::Clean => "Clean",
+        VerdictKind::Virus => "Virus",
+        VerdictKind::Ext => "Ext",
+        VerdictKind::Spam => "Spam",
+        VerdictKind::Unscannable => "Unscannable",
+        VerdictKind::Error => "Error",
+    }
+}
+
+fn error_verdict(name: &str, reason: &str) -> Verdict {
+    Verdict {
+        kind: VerdictKind::Error,
+        name: name.to_string(),
+        location: String::new(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Re-reads and scans one locked entry; any problem with the entry is an error verdict.
+/// Returns the verdict and the entry's size in bytes.
+fn scan_entry(entry: &LockedEntry, options: &ScanOptions) -> (Verdict, u64) {
+    let control = match entry.control() {
+        Ok(control) => control,
+        Err(e) => return (error_verdict("bad-qf", &e.to_string()), entry.qf_len()),
+    };
+    let mut message = control.header_section();
+    message.push(b'\n');
+    let header_len = message.len();
+    let df_path = entry.df_path();
+    let read = std::fs::File::open(&df_path).and_then(|mut df| df.read_to_end(&mut message));
+    let bytes = entry.qf_len() + (message.len() - header_len) as u64;
+    match read {
+        Ok(_) => (scan_message(&message, options), bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            error_verdict("missing-df", &format!("df{} is missing; sendmail would deliver an empty body", entry.id)),
+            bytes,
+        ),
+        Err(e) => (error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())), bytes),
+    }
+}
+
+/// CPU seconds used by this process so far, all threads.
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{UsageWho, getrusage};
+    getrusage(UsageWho::RUSAGE_SELF)
+        .map(|usage| {
+            let user = usage.user_time();
+            let system = usage.system_time();
+            (user.tv_sec() + system.tv_sec()) as f64 + (user.tv_usec() + system.tv_usec()) as f64 / 1e6
+        })
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::QueueId;
+    use std::path::PathBuf;
+
+    fn entries(sizes: &[u64]) -> Vec<Entry> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &bytes)| Entry {
+                id: QueueId::parse(&format!("ID{i:012}")).unwrap(),
+                dir: PathBuf::from("/nonexistent"),
+                qf_bytes: 0,
+                df_bytes: Some(bytes),
+                queued: SystemTime::UNIX_EPOCH,
+            })
+            .collect()
+    }
+
+    const TIMING: QueueTiming = QueueTiming {
+        t00: 1.0,
+        t0: 0.5,
+        ts: 0.001,
+    };
+
+    #[test]
+    fn batch_stops_before_maxpass() {
+        // 1 + 0.5n + 0.001*bytes: 3 messages of 1000 bytes = 1 + 1.5 + 3 = 5.5
+        let list = entries(&[1000; 10]);
+        assert_eq!(plan_batch(&list, TIMING, 5.5, 100), 3);
+        assert_eq!(plan_batch(&list, TIMING, 5.49, 100), 2);
+    }
+
+    #[test]
+    fn batch_takes_at_least_one_and_at_most_max_batch() {
+        assert_eq!(plan_batch(&entries(&[10_000_000]), TIMING, 1.0, 100), 1);
+        assert_eq!(plan_batch(&entries(&[1; 50]), TIMING, 1e9, 20), 20);
+        assert_eq!(plan_batch(&[], TIMING, 10.0, 20), 0);
+    }
+
+    #[test]
+    fn a_big_message_ends_the_batch_even_if_small_ones_follow() {
+        let list = entries(&[1000, 100_000, 10, 10]);
+        assert_eq!(plan_batch(&list, TIMING, 10.0, 100), 1);
+    }
+}
