@@ -7,3 +7,4 @@
 
 pub mod sendmail;
 pub mod sink;
+pub mod spool;

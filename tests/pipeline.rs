@@ -1,0 +1,209 @@
+//! The pipeline on a spool of sendmail-shaped entries: every message ends in exactly one
+//! queue with a reason, entries the MTA holds are not touched, and the loops obey stop
+//! files, signals and settings reloads.
+
+mod common;
+
+use std::fs::{self, File};
+use std::time::Duration;
+
+use common::spool::{TestSpool, set_file_age, terminate, test_id, wait_until};
+
+const EICAR_HEAD: &str = "X5O!P%@AP[4\\PZX54(P^)7CC)7}$";
+const EICAR_TAIL: &str = "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+const MULTIPART: [(&str, &str); 2] = [
+    ("MIME-Version", "1.0"),
+    ("Content-Type", "multipart/mixed; boundary=\"b1\""),
+];
+
+fn attachment_body(name: &str, content: &[u8]) -> Vec<u8> {
+    let body = format!(
+        "--b1\nContent-Type: text/plain\n\nsee attached\n--b1\nContent-Type: application/octet-stream; name=\"{name}\"\nContent-Disposition: attachment; filename=\"{name}\"\nContent-Transfer-Encoding: base64\n\n{}\n--b1--\n",
+        base64(content)
+    );
+    body.into_bytes()
+}
+
+fn base64(data: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn settled(spool: &TestSpool) -> bool {
+    let mut busy = spool.files("in").len();
+    for k in 1..=5 {
+        busy += spool.files(&format!("feed{k}")).len();
+    }
+    busy == 0
+}
+
+#[test]
+fn every_message_reaches_its_queue_with_a_reason() {
+    let spool = TestSpool::new();
+    let clean: Vec<_> = (0..3)
+        .map(|n| spool.queue_message("in", &test_id(n), "hello", format!("clean body {n}\n").as_bytes()))
+        .collect();
+    let eicar = format!("{EICAR_HEAD}{EICAR_TAIL}");
+    let body = attachment_body("eicar.txt", eicar.as_bytes());
+    let virus = spool.queue_message_with("in", &test_id(10), &MULTIPART, &body);
+    let body = attachment_body("invoice.pdf.exe", b"MZ harmless");
+    let ext = spool.queue_message_with("in", &test_id(11), &MULTIPART, &body);
+    let empty_body = spool.queue_message("in", &test_id(12), "empty", b"");
+
+    // Broken entries, each aged past orphan_age so it counts as broken, not in progress.
+    let inq = spool.queue("in");
+    let truncated = test_id(20);
+    fs::write(inq.join(format!("df{truncated}")), b"body\n").unwrap();
+    fs::write(inq.join(format!("qf{truncated}")), b"V8\nT1795303433\nS<a@b.test>\nRPFD:<c@d.test>\nH??Subj").unwrap();
+    set_file_age(&inq.join(format!("qf{truncated}")), 60);
+    let no_df = spool.queue_message("in", &test_id(21), "no df", b"x\n");
+    fs::remove_file(inq.join(format!("df{no_df}"))).unwrap();
+    let orphan = test_id(22);
+    fs::write(inq.join(format!("df{orphan}")), b"orphan body\n").unwrap();
+    let garbage = test_id(23);
+    fs::write(inq.join(format!("df{garbage}")), b"body\n").unwrap();
+    fs::write(inq.join(format!("qf{garbage}")), b"\x00\xff\x13garbage\x80\n\x01\n.\n").unwrap();
+    let garbage_unterminated = test_id(24);
+    fs::write(inq.join(format!("df{garbage_unterminated}")), b"body\n").unwrap();
+    fs::write(inq.join(format!("qf{garbage_unterminated}")), [0x9c_u8; 300]).unwrap();
+    set_file_age(&inq.join(format!("qf{garbage_unterminated}")), 60);
+    // A broken entry already in a feed queue is judged by work, not feed.
+    let feed_no_df = spool.queue_message("feed2", &test_id(25), "no df", b"x\n");
+    fs::remove_file(spool.queue("feed2").join(format!("df{feed_no_df}"))).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+
+    let mut sie = spool.start_sie();
+    let done = wait_until(Duration::from_secs(60), || settled(&spool));
+    let status = terminate(&mut sie, Duration::from_secs(30));
+    assert!(done, "in/feed queues not drained: in={:?}", spool.files("in"));
+    assert_eq!(status, Some(0), "sie exits 0 after SIGTERM");
+
+    let mut expected_out: Vec<String> = clean.iter().map(|id| id.to_string()).collect();
+    expected_out.push(empty_body.to_string());
+    expected_out.sort();
+    assert_eq!(spool.ids("out"), expected_out, "clean messages, the empty body included");
+    for id in &expected_out {
+        assert!(spool.files("out").contains(&format!("df{id}")), "df{id} travelled with its qf");
+    }
+    assert_eq!(spool.ids("virus"), [virus.to_string()]);
+    let why = spool.result("virus", virus.as_str()).unwrap();
+    assert!(why.contains("verdict: virus") && why.to_lowercase().contains("eicar"), "{why}");
+    assert_eq!(spool.ids("ext"), [ext.to_string()]);
+    let why = spool.result("ext", ext.as_str()).unwrap();
+    assert!(why.contains("invoice.pdf.exe"), "{why}");
+
+    let mut broken = vec![truncated.clone(), no_df.to_string(), garbage.clone(), garbage_unterminated.clone(), feed_no_df.to_string()];
+    broken.sort();
+    assert_eq!(spool.ids("error"), broken);
+    assert!(spool.files("error").contains(&format!("df{orphan}")), "the orphan df is kept in error");
+    for (id, word) in [
+        (&truncated, "truncated"),
+        (&no_df.to_string(), "missing"),
+        (&garbage, "control file"),
+        (&garbage_unterminated, "truncated"),
+        (&feed_no_df.to_string(), "missing"),
+        (&orphan, "no qf"),
+    ] {
+        let why = spool.result("error", id).unwrap_or_else(|| panic!("no result file for {id}"));
+        assert!(why.contains(word), "{id}: {why}");
+    }
+
+    let feed_log = spool.log("feed");
+    assert!(feed_log.contains(&format!("{} ", clean[0])) && feed_log.contains(" -> q"), "{feed_log}");
+    let work_logs: String = (1..=5).map(|k| spool.log(&format!("feed{k}"))).collect();
+    assert!(work_logs.contains(": Stats: vir:"), "{work_logs}");
+    assert!(work_logs.contains(&format!("Clean, moving: {}", clean[0])));
+    assert!(work_logs.contains("Sleeping: 0.1"));
+    assert!(spool.spool.free_file("feed1").exists());
+    for process in ["sie", "feed", "feed1", "feed5"] {
+        assert!(!spool.spool.pid_file(process).exists(), "{process} pid file removed at exit");
+        assert!(!spool.spool.stop_file(process).exists(), "{process} stop file consumed");
+    }
+}
+
+#[test]
+fn an_entry_locked_by_the_mta_is_left_alone_until_released() {
+    let spool = TestSpool::new();
+    let held_in = spool.queue_message("in", &test_id(1), "held in", b"held in in\n");
+    let held_feed = spool.queue_message("feed1", &test_id(2), "held", b"held in feed1\n");
+    let free = spool.queue_message("in", &test_id(3), "free", b"free\n");
+    let lock_in = File::options().read(true).write(true).open(spool.queue("in").join(held_in.qf_name())).unwrap();
+    lock_in.lock().unwrap();
+    let lock_feed = File::options().read(true).write(true).open(spool.queue("feed1").join(held_feed.qf_name())).unwrap();
+    lock_feed.lock().unwrap();
+
+    let mut sie = spool.start_sie();
+    assert!(wait_until(Duration::from_secs(30), || spool.ids("out") == [free.to_string()]));
+    // Ten more feed and work passes at 0.1 s: the held entries must not move.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(spool.files("in"), [format!("df{held_in}"), format!("qf{held_in}")]);
+    assert_eq!(spool.files("feed1"), [format!("df{held_feed}"), format!("qf{held_feed}")]);
+
+    drop(lock_in);
+    drop(lock_feed);
+    let mut all = vec![held_in.to_string(), held_feed.to_string(), free.to_string()];
+    all.sort();
+    assert!(wait_until(Duration::from_secs(30), || spool.ids("out") == all), "out: {:?}", spool.ids("out"));
+    assert_eq!(terminate(&mut sie, Duration::from_secs(30)), Some(0));
+}
+
+#[test]
+fn a_work_loop_stops_on_its_stop_file_and_keeps_good_settings_on_a_bad_reload() {
+    let spool = TestSpool::new();
+    let mut work = spool
+        .command("sie-work")
+        .arg("feed1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || spool.spool.pid_file("feed1").exists()));
+    fs::write(&spool.config, "[run]\nloop_delay = 0.1\nnq = \"four\"\n").unwrap();
+    let reported = wait_until(Duration::from_secs(10), || {
+        spool.log("feed1").contains("Keeping the last good run settings")
+    });
+    let id = spool.queue_message("feed1", &test_id(7), "after reload", b"still working\n");
+    assert!(reported, "log: {}", spool.log("feed1"));
+    assert!(spool.log("feed1").contains("sie.toml:3:"), "{}", spool.log("feed1"));
+    assert!(wait_until(Duration::from_secs(10), || spool.ids("out") == [id.to_string()]));
+
+    fs::write(spool.spool.stop_file("feed1"), "stop\n").unwrap();
+    let exited = wait_until(Duration::from_secs(10), || work.try_wait().unwrap().is_some());
+    assert!(exited, "sie-work exits after its stop file appears");
+    assert_eq!(work.wait().unwrap().code(), Some(0));
+    assert!(!spool.spool.stop_file("feed1").exists());
+}
+
+#[test]
+fn an_admin_lock_holds_the_work_loop_until_unlocked() {
+    let spool = TestSpool::new();
+    fs::write(spool.spool.lock_file("feed1"), "0 admin test\n").unwrap();
+    let id = spool.queue_message("feed1", &test_id(8), "locked queue", b"wait\n");
+    let mut work = spool
+        .command("sie-work")
+        .arg("feed1")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(10), || spool.log("feed1").contains("Waiting for lock.feed1")));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(spool.ids("feed1"), [id.to_string()], "nothing is scanned while an admin holds the lock");
+    fs::remove_file(spool.spool.lock_file("feed1")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || spool.ids("out") == [id.to_string()]));
+    let log = spool.log("feed1");
+    let stats = log.lines().find(|l| l.contains("Stats:")).unwrap();
+    let lock: f64 = stats.split("lock:").nth(1).unwrap().trim().parse().unwrap();
+    assert!(lock >= 0.5, "the Stats line counts the wait for the lock: {stats}");
+    assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));
+}
