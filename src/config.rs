@@ -167,11 +167,17 @@ impl RunConfig {
             ("orphan_age", self.orphan_age),
         ] {
             if !(value.is_finite() && (0.0..=86400.0).contains(&value)) {
-                return Err((key, format!("run.{key} must be between 0 and 86400 seconds")));
+                return Err((
+                    key,
+                    format!("run.{key} must be between 0 and 86400 seconds"),
+                ));
             }
         }
         if !(self.maxpass.is_finite() && self.maxpass > 0.0) {
-            return Err(("maxpass", "run.maxpass must be a positive number of seconds".into()));
+            return Err((
+                "maxpass",
+                "run.maxpass must be a positive number of seconds".into(),
+            ));
         }
         if self.max_batch == 0 {
             return Err(("max_batch", "run.max_batch must be at least 1".into()));
@@ -286,13 +292,14 @@ fn invalid(path: &Path, text: &str, key: &str, message: String) -> ConfigError {
 
 /// The line where `key` is set (or its table starts), for error messages.
 fn key_line(text: &str, key: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let line = line.trim_start();
-        line.strip_prefix(key)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-            || line.starts_with(&format!("[run.{key}"))
-    })
-    .map(|index| index + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+                || line.starts_with(&format!("[run.{key}"))
+        })
+        .map(|index| index + 1)
 }
 
 /// The run settings of a process: re-read before each pass when the file changed, and
@@ -333,8 +340,11 @@ impl RunSettings {
         let config = Config::load(Some(&path))?;
         if config.init.feed_queues != self.feed_queues {
             return Err(ConfigError::Invalid {
-                line: key_line(&std::fs::read_to_string(&path).unwrap_or_default(), "feed_queues")
-                    .unwrap_or(0),
+                line: key_line(
+                    &std::fs::read_to_string(&path).unwrap_or_default(),
+                    "feed_queues",
+                )
+                .unwrap_or(0),
                 path,
                 message: "init.feed_queues changed; it takes effect only after a restart".into(),
             });
@@ -395,7 +405,10 @@ mod tests {
         assert!(err.contains(":2:") && err.contains("loop_dleay"), "{err}");
         let path = write(dir.path(), "[run]\n\nnq = 9\n");
         let err = Config::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("sie.toml:3:") && err.contains("run.nq"), "{err}");
+        assert!(
+            err.contains("sie.toml:3:") && err.contains("run.nq"),
+            "{err}"
+        );
         let path = write(dir.path(), "[run.queue.feed9]\nt0 = 1\n");
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains(":1:") && err.contains("feed9"), "{err}");
@@ -418,7 +431,12 @@ mod tests {
         let mut settings = RunSettings::new(&config);
         let bump = |secs| {
             let when = SystemTime::now() + Duration::from_secs(secs);
-            fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
         };
         fs::write(&path, "[run]\nloop_delay = 0.25\n").unwrap();
         bump(10);
@@ -427,8 +445,14 @@ mod tests {
         fs::write(&path, "[run]\nloop_delay = -3\n").unwrap();
         bump(20);
         let err = settings.reload().unwrap_err().to_string();
-        assert!(err.contains("sie.toml:2:") && err.contains("loop_delay"), "{err}");
+        assert!(
+            err.contains("sie.toml:2:") && err.contains("loop_delay"),
+            "{err}"
+        );
         assert_eq!(settings.current().loop_delay, 0.25);
-        assert!(!settings.reload().unwrap(), "an unchanged bad file is not re-reported");
+        assert!(
+            !settings.reload().unwrap(),
+            "an unchanged bad file is not re-reported"
+        );
     }
 }

@@ -63,7 +63,8 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     let _pid_file = claim_pid_file(spool, &name)?;
     let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&signalled)).map_err(DaemonError::Signals)?;
+        signal_hook::flag::register(signal, Arc::clone(&signalled))
+            .map_err(DaemonError::Signals)?;
     }
     let mut log = ProcessLog::new(&name, spool.log_file(&name), echo);
     if clear_stop(spool, &name)? {
@@ -118,17 +119,29 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
 }
 
 /// Reunites split entries left by a crash, and empties this process's scratch space.
-fn recover(spool: &Spool, settings: &RunSettings, name: &str, log: &mut ProcessLog) -> Result<(), DaemonError> {
+fn recover(
+    spool: &Spool,
+    settings: &RunSettings,
+    name: &str,
+    log: &mut ProcessLog,
+) -> Result<(), DaemonError> {
     let scratch = spool.work_dir(name);
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch).map_err(|e| queue::Error::io(&scratch, e))?;
     }
     let recovery = recover_spool(spool, settings.current().orphan_age())?;
     for (id, from, to) in &recovery.reunited {
-        log.line(&format!("Recovered {id}: df from {} put back beside its qf in {}", from.display(), to.display()));
+        log.line(&format!(
+            "Recovered {id}: df from {} put back beside its qf in {}",
+            from.display(),
+            to.display()
+        ));
     }
     for (id, from) in &recovery.orphans_quarantined {
-        log.line(&format!("Error, moving: {id} (df without qf in {})", from.display()));
+        log.line(&format!(
+            "Error, moving: {id} (df without qf in {})",
+            from.display()
+        ));
     }
     Ok(())
 }

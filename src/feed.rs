@@ -16,10 +16,7 @@ use crate::queue::{self, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, 
 pub fn least_loaded_queue(loads: &[u64], sizes: &[u64], nq: usize, bytes: u64) -> Option<usize> {
     let admits = |k: usize| {
         let within_limit = sizes[k] == 0 || bytes <= sizes[k];
-        let big_enough = k < nq
-            || sizes[..k]
-                .iter()
-                .all(|&lower| lower != 0 && bytes > lower);
+        let big_enough = k < nq || sizes[..k].iter().all(|&lower| lower != 0 && bytes > lower);
         within_limit && big_enough
     };
     (0..sizes.len().min(loads.len()))
@@ -38,7 +35,11 @@ pub struct FeedReport {
 }
 
 /// Runs one feed pass over `in`.
-pub fn feed_pass(spool: &Spool, run: &RunConfig, log: &mut ProcessLog) -> queue::Result<FeedReport> {
+pub fn feed_pass(
+    spool: &Spool,
+    run: &RunConfig,
+    log: &mut ProcessLog,
+) -> queue::Result<FeedReport> {
     let mut report = FeedReport::default();
     let in_dir = spool.queue_dir("in")?;
     let listing = list_dir(&in_dir)?;
@@ -66,17 +67,28 @@ pub fn feed_pass(spool: &Spool, run: &RunConfig, log: &mut ProcessLog) -> queue:
             LockOutcome::Replaced | LockOutcome::Vanished => continue,
         };
         if let Err(problem) = entry.control() {
-            quarantine(spool, &mut entry, "bad-qf", &problem.to_string(), log, &mut report);
+            quarantine(
+                spool,
+                &mut entry,
+                "bad-qf",
+                &problem.to_string(),
+                log,
+                &mut report,
+            );
             continue;
         }
         let Some(df_bytes) = entry.df_len()? else {
-            let reason = format!("df{} is missing; sendmail would deliver an empty body", entry.id);
+            let reason = format!(
+                "df{} is missing; sendmail would deliver an empty body",
+                entry.id
+            );
             quarantine(spool, &mut entry, "missing-df", &reason, log, &mut report);
             continue;
         };
         let bytes = entry.qf_len() + df_bytes;
         let Some(k) = least_loaded_queue(&loads, &run.sizes, run.nq, bytes) else {
-            let reason = format!("message of {bytes} bytes exceeds the size limit of every feed queue");
+            let reason =
+                format!("message of {bytes} bytes exceeds the size limit of every feed queue");
             quarantine(spool, &mut entry, "too-big", &reason, log, &mut report);
             continue;
         };
@@ -144,15 +156,27 @@ mod tests {
     #[test]
     fn least_load_wins_and_ties_go_to_the_lowest_queue() {
         let sizes = [2 * MB, 2 * MB, 2 * MB, 2 * MB, 0];
-        assert_eq!(least_loaded_queue(&[0, 0, 0, 0, 0], &sizes, 4, 100), Some(0));
-        assert_eq!(least_loaded_queue(&[5, 3, 3, 9, 0], &sizes, 4, 100), Some(1));
-        assert_eq!(least_loaded_queue(&[5, 3, 3, 9, 0], &sizes, 4, 100), Some(1));
+        assert_eq!(
+            least_loaded_queue(&[0, 0, 0, 0, 0], &sizes, 4, 100),
+            Some(0)
+        );
+        assert_eq!(
+            least_loaded_queue(&[5, 3, 3, 9, 0], &sizes, 4, 100),
+            Some(1)
+        );
+        assert_eq!(
+            least_loaded_queue(&[5, 3, 3, 9, 0], &sizes, 4, 100),
+            Some(1)
+        );
     }
 
     #[test]
     fn big_messages_go_only_to_the_queues_above_nq() {
         let sizes = [2 * MB, 2 * MB, 2 * MB, 2 * MB, 0];
-        assert_eq!(least_loaded_queue(&[9, 9, 9, 9, 99], &sizes, 4, 3 * MB), Some(4));
+        assert_eq!(
+            least_loaded_queue(&[9, 9, 9, 9, 99], &sizes, 4, 3 * MB),
+            Some(4)
+        );
         assert_eq!(
             least_loaded_queue(&[9, 9, 9, 9, 0], &sizes, 4, 2 * MB),
             Some(0),
@@ -166,8 +190,11 @@ mod tests {
         assert_eq!(least_loaded_queue(&[0, 10, 10], &sizes, 2, 2000), Some(1));
         assert_eq!(least_loaded_queue(&[0, 0, 0], &sizes, 2, 6000), Some(2));
         assert_eq!(least_loaded_queue(&[0, 0], &[1000, 2000], 2, 6000), None);
-        assert_eq!(least_loaded_queue(&[0, 0, 0], &[1000, 0, 9000], 2, 6000), Some(1),
-            "an unlimited lower queue keeps the queues above nq from taking anything");
+        assert_eq!(
+            least_loaded_queue(&[0, 0, 0], &[1000, 0, 9000], 2, 6000),
+            Some(1),
+            "an unlimited lower queue keeps the queues above nq from taking anything"
+        );
     }
 
     #[test]

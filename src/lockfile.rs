@@ -59,9 +59,10 @@ impl Holder {
     }
 }
 
-/// True when a process with this pid exists (EPERM still means it exists).
+/// True when a process with this pid exists (EPERM still means it exists). Pids of 0
+/// or less name process groups, not processes, and count as not alive.
 pub fn process_alive(pid: i32) -> bool {
-    !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
+    pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
 /// What `try_lock_queue` found.
@@ -97,39 +98,59 @@ impl QueueLock {
 pub fn try_lock_queue(spool: &Spool, queue: &str, holder: &Holder) -> Result<QueueLockOutcome> {
     let path = spool.lock_file(queue);
     let mut cleared_stale = None;
-    loop {
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                writeln!(file, "{} {}", holder.pid, holder.name)
-                    .and_then(|()| file.sync_all())
-                    .map_err(io_err(&path))?;
-                return Ok(QueueLockOutcome::Taken(QueueLock {
+    // The holder is written to a private file first and linked into place, so the lock
+    // file never exists without its holder: an empty lock left by a process killed
+    // between create and write would look like an admin lock and never be cleared.
+    let draft = spool
+        .locks_dir()
+        .join(format!(".lock.{queue}.{}", std::process::id()));
+    let _ = fs::remove_file(&draft);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&draft)
+        .map_err(io_err(&draft))?;
+    writeln!(file, "{} {}", holder.pid, holder.name)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&draft))?;
+    drop(file);
+    let outcome = loop {
+        match fs::hard_link(&draft, &path) {
+            Ok(()) => {
+                break QueueLockOutcome::Taken(QueueLock {
                     path,
                     cleared_stale,
-                }));
+                });
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => {
+                let _ = fs::remove_file(&draft);
+                return Err(io_err(&path)(e));
+            }
         }
         let current = match fs::read_to_string(&path) {
             Ok(text) => Holder::parse(&text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => {
+                let _ = fs::remove_file(&draft);
+                return Err(io_err(&path)(e));
+            }
         };
         if !current.is_stale() || cleared_stale.is_some() {
-            return Ok(QueueLockOutcome::Held(current));
+            break QueueLockOutcome::Held(current);
         }
         match fs::remove_file(&path) {
             Ok(()) => cleared_stale = Some(current),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&path)(e)),
+            Err(e) => {
+                let _ = fs::remove_file(&draft);
+                return Err(io_err(&path)(e));
+            }
         }
-    }
+    };
+    fs::remove_file(&draft).map_err(io_err(&draft))?;
+    Ok(outcome)
 }
 
 /// Removes `lock.<queue>` whoever holds it (the `unlock` command). Returns the holder.
@@ -224,7 +245,13 @@ pub fn claim_pid_file(spool: &Spool, process: &str) -> Result<PidFile> {
 
 /// The pid in a pid file, if it has one.
 pub fn read_pid_file(path: &Path) -> Option<i32> {
-    fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+    fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -278,7 +305,10 @@ mod tests {
             try_lock_queue(&spool, "feed2", &me()).unwrap(),
             QueueLockOutcome::Held(Holder { pid: 0, .. })
         ));
-        assert_eq!(unlock_queue(&spool, "feed2").unwrap().unwrap().name, "admin");
+        assert_eq!(
+            unlock_queue(&spool, "feed2").unwrap().unwrap().name,
+            "admin"
+        );
         assert!(queue_lock_holder(&spool, "feed2").unwrap().is_none());
     }
 

@@ -53,7 +53,8 @@ pub fn supervise(spool: &Spool, child: &ChildCommand, echo: bool) -> Result<(), 
     let _pid_file = claim_pid_file(spool, "sie")?;
     let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&signalled)).map_err(DaemonError::Signals)?;
+        signal_hook::flag::register(signal, Arc::clone(&signalled))
+            .map_err(DaemonError::Signals)?;
     }
     let mut log = ProcessLog::new("sie", spool.log_file("sie"), echo);
     clear_stop(spool, "sie")?;
@@ -64,7 +65,11 @@ pub fn supervise(spool: &Spool, child: &ChildCommand, echo: bool) -> Result<(), 
         let started = spawn(child, role, &mut log)?;
         children.insert(role.process_name().to_string(), (role.clone(), started));
     }
-    log.dated(&format!("Supervising {} processes, pid {}.", children.len(), std::process::id()));
+    log.dated(&format!(
+        "Supervising {} processes, pid {}.",
+        children.len(),
+        std::process::id()
+    ));
     while !signalled.load(Ordering::Relaxed) && !crate::lockfile::stop_requested(spool, "sie") {
         std::thread::sleep(Duration::from_millis(200));
         for (name, (role, process)) in children.iter_mut() {
@@ -104,7 +109,11 @@ fn spawn(child: &ChildCommand, role: &Role, log: &mut ProcessLog) -> Result<Chil
         .command(role)
         .spawn()
         .map_err(|e| queue::Error::io(&child.exe, e))?;
-    log.line(&format!("Started {} as pid {}.", role.process_name(), process.id()));
+    log.line(&format!(
+        "Started {} as pid {}.",
+        role.process_name(),
+        process.id()
+    ));
     Ok(process)
 }
 

@@ -13,12 +13,35 @@ pub fn now_epoch() -> f64 {
 
 /// The log date format, as date(1) prints it.
 pub fn log_date(when: DateTime<Local>) -> String {
-    when.format("%a %b %e %H:%M:%S %Z %Y").to_string()
+    let zone = zone_abbreviation(when.timestamp());
+    when.format(&format!("%a %b %e %H:%M:%S {zone} %Y"))
+        .to_string()
+}
+
+/// The local time zone's abbreviation at `epoch` (`EDT`, `CET`, `UTC`), as date(1)
+/// prints it; chrono only knows numeric offsets, so this asks the C library.
+fn zone_abbreviation(epoch: i64) -> String {
+    let time: libc::time_t = epoch;
+    // SAFETY: localtime_r writes only into `tm`, which we own; tm_zone then points to
+    // static zone data of the C library (or is null), read at once.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::localtime_r(&time, &mut tm).is_null() || tm.tm_zone.is_null() {
+            return "UTC".to_string();
+        }
+        std::ffi::CStr::from_ptr(tm.tm_zone)
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// A pass id: local date and time, pid and pass number (`20020523043700.21037.349`).
 pub fn pass_id(when: DateTime<Local>, pass: u64) -> String {
-    format!("{}.{}.{pass}", when.format("%Y%m%d%H%M%S"), std::process::id())
+    format!(
+        "{}.{}.{pass}",
+        when.format("%Y%m%d%H%M%S"),
+        std::process::id()
+    )
 }
 
 /// Epoch seconds (with optional fraction) to a local date with milliseconds.
@@ -28,7 +51,11 @@ pub fn epoch_to_date(epoch: f64) -> Option<String> {
     }
     let millis = (epoch * 1000.0).round() as i64;
     let when = Local.timestamp_millis_opt(millis).single()?;
-    Some(when.format("%a %b %e %H:%M:%S%.3f %Z %Y").to_string())
+    let zone = zone_abbreviation(when.timestamp());
+    Some(
+        when.format(&format!("%a %b %e %H:%M:%S%.3f {zone} %Y"))
+            .to_string(),
+    )
 }
 
 /// A date to epoch seconds with milliseconds. Accepts RFC 3339, RFC 2822, the log
@@ -61,13 +88,19 @@ pub fn date_to_epoch(text: &str) -> Option<f64> {
         }
     }
     let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    let when = Local.from_local_datetime(&date.and_hms_opt(0, 0, 0)?).earliest()?;
+    let when = Local
+        .from_local_datetime(&date.and_hms_opt(0, 0, 0)?)
+        .earliest()?;
     Some(when.timestamp_millis() as f64 / 1000.0)
 }
 
 fn drop_zone_abbreviation(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.len() == 6 && words[4].chars().all(|c| c.is_ascii_uppercase()) {
+    let zone_like = |word: &str| {
+        word.chars().all(|c| c.is_ascii_alphabetic())
+            || word.starts_with(['+', '-']) && word[1..].chars().all(|c| c.is_ascii_digit())
+    };
+    if words.len() == 6 && zone_like(words[4]) {
         let mut kept = words.clone();
         kept.remove(4);
         kept.join(" ")
@@ -90,10 +123,7 @@ mod tests {
 
     #[test]
     fn common_date_forms_parse() {
-        assert_eq!(
-            date_to_epoch("2026-11-21T23:23:53Z"),
-            Some(1795303433.0)
-        );
+        assert_eq!(date_to_epoch("2026-11-21T23:23:53Z"), Some(1795303433.0));
         assert_eq!(
             date_to_epoch("Sat, 21 Nov 2026 23:23:53 +0000"),
             Some(1795303433.0)

@@ -12,7 +12,9 @@ use crate::config::{QueueTiming, RunConfig};
 use crate::lockfile::{self, Holder, QueueLockOutcome};
 use crate::log::{ProcessLog, StatsLine};
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
-use crate::queue::{self, Entry, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result};
+use crate::queue::{
+    self, Entry, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result,
+};
 use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message};
 use crate::timefmt::pass_id;
 
@@ -72,7 +74,10 @@ pub fn work_pass(
             QueueLockOutcome::Taken(lock) => break lock,
             QueueLockOutcome::Held(other) => {
                 if !waiting_logged {
-                    log.line(&format!("Waiting for lock.{queue} held by pid {} ({})", other.pid, other.name));
+                    log.line(&format!(
+                        "Waiting for lock.{queue} held by pid {} ({})",
+                        other.pid, other.name
+                    ));
                     waiting_logged = true;
                 }
                 if should_stop() {
@@ -83,7 +88,10 @@ pub fn work_pass(
         }
     };
     if let Some(stale) = &queue_lock.cleared_stale {
-        log.line(&format!("Cleared stale lock.{queue} of dead pid {} ({})", stale.pid, stale.name));
+        log.line(&format!(
+            "Cleared stale lock.{queue} of dead pid {} ({})",
+            stale.pid, stale.name
+        ));
     }
     let lock_secs = started.elapsed().as_secs_f64();
     let dir = spool.queue_dir(queue)?;
@@ -94,21 +102,33 @@ pub fn work_pass(
     log.dated(&format!("Started pass {}.", pass_id(started_at, pass)));
     for orphan in &listing.orphan_dfs {
         match quarantine_orphan_df(spool, orphan, run.orphan_age()) {
-            Ok(OrphanAction::Quarantined) => log.line(&format!("Error, moving: {} (df without qf)", orphan.id)),
+            Ok(OrphanAction::Quarantined) => {
+                log.line(&format!("Error, moving: {} (df without qf)", orphan.id))
+            }
             Ok(OrphanAction::Kept(_)) => {}
             Err(e) => log.line(&format!("Cannot move orphan df{}: {e}", orphan.id)),
         }
     }
-    let batch = plan_batch(&listing.entries, run.timing(queue), run.maxpass, run.max_batch);
+    let batch = plan_batch(
+        &listing.entries,
+        run.timing(queue),
+        run.maxpass,
+        run.max_batch,
+    );
     let mut locked: Vec<LockedEntry> = Vec::with_capacity(batch);
     let mut broken: Vec<(LockedEntry, Verdict)> = Vec::new();
     for listed in &listing.entries[..batch] {
         match lock_entry(&dir, &listed.id)? {
             LockOutcome::Locked(entry) => locked.push(entry),
             LockOutcome::Incomplete(entry) => {
-                let age = SystemTime::now().duration_since(entry.queued).unwrap_or_default();
+                let age = SystemTime::now()
+                    .duration_since(entry.queued)
+                    .unwrap_or_default();
                 if age >= run.orphan_age() {
-                    let verdict = error_verdict("truncated-qf", "control file is empty or truncated (no \".\" line)");
+                    let verdict = error_verdict(
+                        "truncated-qf",
+                        "control file is empty or truncated (no \".\" line)",
+                    );
                     broken.push((entry, verdict));
                 }
             }
@@ -117,7 +137,10 @@ pub fn work_pass(
     }
     let options = run.scan_options();
     let cpu_before = cpu_seconds();
-    let verdicts: Vec<(Verdict, u64)> = locked.par_iter().map(|entry| scan_entry(entry, &options)).collect();
+    let verdicts: Vec<(Verdict, u64)> = locked
+        .par_iter()
+        .map(|entry| scan_entry(entry, &options))
+        .collect();
     let vf = cpu_seconds() - cpu_before;
     drop(queue_lock);
 
@@ -126,10 +149,13 @@ pub fn work_pass(
         vf,
         ..StatsLine::default()
     };
-    let judged = locked.into_iter().zip(verdicts).chain(broken.into_iter().map(|(entry, verdict)| {
-        let bytes = entry.qf_len();
-        (entry, (verdict, bytes))
-    }));
+    let judged = locked
+        .into_iter()
+        .zip(verdicts)
+        .chain(broken.into_iter().map(|(entry, verdict)| {
+            let bytes = entry.qf_len();
+            (entry, (verdict, bytes))
+        }));
     for (mut entry, (verdict, bytes)) in judged {
         stats.msgs += 1;
         stats.bytes += bytes;
@@ -150,16 +176,28 @@ pub fn work_pass(
 
 /// Moves a judged entry to its result queue; if that queue already holds the id, the
 /// entry goes to `error` instead so it does not block the feed queue.
-fn deliver(spool: &Spool, entry: &mut LockedEntry, verdict: &Verdict, run: &RunConfig, log: &mut ProcessLog) {
+fn deliver(
+    spool: &Spool,
+    entry: &mut LockedEntry,
+    verdict: &Verdict,
+    run: &RunConfig,
+    log: &mut ProcessLog,
+) {
     let queue = match verdict.kind {
         VerdictKind::Clean if run.good_queue => "good",
         kind => kind.queue(),
     };
-    let result = (verdict.kind != VerdictKind::Clean).then(|| verdict.result_text(entry.id.as_str()));
+    let result =
+        (verdict.kind != VerdictKind::Clean).then(|| verdict.result_text(entry.id.as_str()));
     let label = label(verdict.kind);
     match move_with_result(spool, entry, queue, result.as_deref()) {
-        Ok(()) if verdict.kind == VerdictKind::Clean => log.line(&format!("{label}, moving: {}", entry.id)),
-        Ok(()) => log.line(&format!("{label}, moving: {} ({}: {})", entry.id, verdict.name, verdict.reason)),
+        Ok(()) if verdict.kind == VerdictKind::Clean => {
+            log.line(&format!("{label}, moving: {}", entry.id))
+        }
+        Ok(()) => log.line(&format!(
+            "{label}, moving: {} ({}: {})",
+            entry.id, verdict.name, verdict.reason
+        )),
         Err(queue::Error::Exists { .. }) if queue != "error" => {
             let why = format!("{queue} already holds an entry with id {}", entry.id);
             let text = format!("verdict: error\nname: duplicate-id\nwhere: {queue}\nwhy: {why}\n");
@@ -208,10 +246,19 @@ fn scan_entry(entry: &LockedEntry, options: &ScanOptions) -> (Verdict, u64) {
     match read {
         Ok(_) => (scan_message(&message, options), bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-            error_verdict("missing-df", &format!("df{} is missing; sendmail would deliver an empty body", entry.id)),
+            error_verdict(
+                "missing-df",
+                &format!(
+                    "df{} is missing; sendmail would deliver an empty body",
+                    entry.id
+                ),
+            ),
             bytes,
         ),
-        Err(e) => (error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())), bytes),
+        Err(e) => (
+            error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())),
+            bytes,
+        ),
     }
 }
 
@@ -222,7 +269,8 @@ fn cpu_seconds() -> f64 {
         .map(|usage| {
             let user = usage.user_time();
             let system = usage.system_time();
-            (user.tv_sec() + system.tv_sec()) as f64 + (user.tv_usec() + system.tv_usec()) as f64 / 1e6
+            (user.tv_sec() + system.tv_sec()) as f64
+                + (user.tv_usec() + system.tv_usec()) as f64 / 1e6
         })
         .unwrap_or(0.0)
 }

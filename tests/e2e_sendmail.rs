@@ -16,8 +16,8 @@
 mod common;
 
 use common::sendmail::{
-    Mta, base64_lines, compose, df_ids, entry_files, free_port, move_entry, qf_ids, require_tools,
-    send, send_data, sigterm,
+    Mta, base64_lines, compose, descendants, df_ids, entry_files, free_port, move_entry,
+    process_alive, qf_ids, require_tools, send, send_data, sigterm, wait_gone_or_kill,
 };
 use common::sink::{Sink, SinkMessage};
 use std::collections::{BTreeMap, BTreeSet};
@@ -74,22 +74,34 @@ fn long_body(marker: &str, min: usize) -> String {
 struct ChildGuard(Option<Child>);
 
 impl ChildGuard {
-    /// SIGTERM, then wait up to `timeout`; None if it did not exit in time (then it is killed).
-    fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let mut child = self.0.take()?;
+    /// SIGTERM to the child only (it must stop its own children), then waits up
+    /// to `timeout`. Returns the exit status (None if it had to be killed) and
+    /// the descendants that were still alive 10 s after it exited (then killed).
+    fn terminate(&mut self, timeout: Duration) -> (Option<ExitStatus>, Vec<u32>) {
+        let Some(mut child) = self.0.take() else {
+            return (None, Vec::new());
+        };
+        let before = descendants(child.id());
         sigterm(child.id());
         let deadline = Instant::now() + timeout;
-        loop {
+        let status = loop {
             match child.try_wait() {
-                Ok(Some(status)) => return Some(status),
+                Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return None;
+                    break None;
                 }
             }
+        };
+        let grace = Instant::now() + Duration::from_secs(10);
+        while before.iter().any(|&p| process_alive(p)) && Instant::now() < grace {
+            thread::sleep(Duration::from_millis(50));
         }
+        let left: Vec<u32> = before.into_iter().filter(|&p| process_alive(p)).collect();
+        wait_gone_or_kill(&left, Duration::ZERO);
+        (status, left)
     }
     fn exited(&mut self) -> Option<ExitStatus> {
         self.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
@@ -97,10 +109,16 @@ impl ChildGuard {
 }
 
 impl Drop for ChildGuard {
+    /// Failure path: kill the child and everything it started.
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
+            let kids = descendants(child.id());
             let _ = child.kill();
             let _ = child.wait();
+            for &k in &kids {
+                sigterm(k);
+            }
+            wait_gone_or_kill(&kids, Duration::from_secs(5));
         }
     }
 }
@@ -125,7 +143,11 @@ fn assert_queued(dir: &Path, ids: &[String]) {
 
 /// Checks one relayed message against what was sent.
 fn check_relayed(got: &SinkMessage, id: &str, from: &str, to: &[&str], subject: &str, sent: &[u8]) {
-    assert_eq!(got.received_ids(), vec![id.to_string()], "exactly one Received (A's) naming {id}");
+    assert_eq!(
+        got.received_ids(),
+        vec![id.to_string()],
+        "exactly one Received (A's) naming {id}"
+    );
     let received = got.header("Received").unwrap();
     assert!(
         received.contains("by mta.pipeline.test") && received.contains("[127.0.0.1]"),
@@ -137,9 +159,16 @@ fn check_relayed(got: &SinkMessage, id: &str, from: &str, to: &[&str], subject: 
     want_rcpts.sort();
     got_rcpts.sort();
     assert_eq!(got_rcpts, want_rcpts, "{id}: envelope recipients");
-    assert_eq!(got.header("Subject").as_deref(), Some(subject), "{id}: Subject");
+    assert_eq!(
+        got.header("Subject").as_deref(),
+        Some(subject),
+        "{id}: Subject"
+    );
     assert!(got.header("Date").is_some(), "{id}: A adds Date");
-    assert!(got.header("Message-Id").is_some(), "{id}: A adds Message-Id");
+    assert!(
+        got.header("Message-Id").is_some(),
+        "{id}: A adds Message-Id"
+    );
     assert!(
         got.header("Return-Path").is_none(),
         "{id}: Return-Path must not be relayed"
@@ -172,15 +201,23 @@ fn sendmail_round_trip_without_sie() {
     let mta = Mta::prepare(&tmp.path().join("mta"), free_port(), sink.port()).unwrap();
     let mut a = mta.start_a(&q_in).expect("start sendmail A");
 
-    struct Sent {
+    struct Sent<'a> {
         id: String,
-        from: &'static str,
-        to: Vec<&'static str>,
+        from: &'a str,
+        to: Vec<&'a str>,
         subject: String,
         data: Vec<u8>,
     }
     let pdf = fake_pdf("round trip");
-    let cases: Vec<(&str, Vec<&str>, String, String, Option<(&str, &[u8])>)> = vec![
+    // (envelope sender, recipients, subject, body, attachment)
+    type Case<'a> = (
+        &'a str,
+        Vec<&'a str>,
+        String,
+        String,
+        Option<(&'a str, &'a [u8])>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "alice@client.test",
             vec!["bob@dest.test"],
@@ -226,16 +263,27 @@ fn sendmail_round_trip_without_sie() {
         });
     }
     let ids: Vec<String> = sent.iter().map(|s| s.id.clone()).collect();
-    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), ids.len(), "distinct ids");
+    assert_eq!(
+        ids.iter().collect::<BTreeSet<_>>().len(),
+        ids.len(),
+        "distinct ids"
+    );
     // The qf is complete and unlocked when swaks reads the 250 (SENDMAIL.md §6.5).
     assert_queued(&q_in, &ids);
     for id in &ids {
         let qf = fs::read(q_in.join(format!("qf{id}"))).unwrap();
-        assert!(qf.starts_with(b"V8\n") && qf.ends_with(b"\n.\n"), "qf{id} shape");
+        assert!(
+            qf.starts_with(b"V8\n") && qf.ends_with(b"\n.\n"),
+            "qf{id} shape"
+        );
     }
     let mailq = mta.mailq(&q_in).unwrap();
     for id in &ids {
-        assert!(mailq.stdout.contains(id.as_str()), "mailq lists {id}:\n{}", mailq.stdout);
+        assert!(
+            mailq.stdout.contains(id.as_str()),
+            "mailq lists {id}:\n{}",
+            mailq.stdout
+        );
     }
 
     // A is queue-only: nothing may reach the sink on its own.
@@ -248,9 +296,23 @@ fn sendmail_round_trip_without_sie() {
         move_entry(&q_in, &q_out, &s.id).unwrap();
     }
     let run = mta.run_b_once(&q_out, &["-v"]).unwrap();
-    assert!(run.success(), "B -qf failed: {}\n{}", run.stdout, run.stderr);
-    assert_eq!(sink.count(), 3, "B -qf delivered synchronously:\n{}", run.stdout);
-    assert!(entry_files(&q_out).is_empty(), "out is empty after B: {:?}", entry_files(&q_out));
+    assert!(
+        run.success(),
+        "B -qf failed: {}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(
+        sink.count(),
+        3,
+        "B -qf delivered synchronously:\n{}",
+        run.stdout
+    );
+    assert!(
+        entry_files(&q_out).is_empty(),
+        "out is empty after B: {:?}",
+        entry_files(&q_out)
+    );
 
     // The persistent runner picks up the fourth within about a second.
     let mut b = mta.start_b(&q_out).expect("start sendmail B -q1s");
@@ -262,7 +324,11 @@ fn sendmail_round_trip_without_sie() {
         entry_files(&q_out)
     );
     b.stop();
-    assert!(entry_files(&q_in).is_empty(), "in is empty: {:?}", entry_files(&q_in));
+    assert!(
+        entry_files(&q_in).is_empty(),
+        "in is empty: {:?}",
+        entry_files(&q_in)
+    );
 
     let got = sink.messages();
     assert_eq!(got.len(), 4);
@@ -314,19 +380,30 @@ fn sie_end_to_end_with_real_sendmail() {
     let eicar = eicar();
     let mut msgs: Vec<Msg> = Vec::new();
     let make = |i: usize| -> Msg {
-        let marker = format!("SIE-E2E-{i:03}-{:08x}", 0x9e37_79b9u32.wrapping_mul(i as u32 + 1));
+        let marker = format!(
+            "SIE-E2E-{i:03}-{:08x}",
+            0x9e37_79b9u32.wrapping_mul(i as u32 + 1)
+        );
         let from = format!("sender{i}@client.test");
         let mut to = vec![format!("rcpt{i}@dest.test")];
-        if i % 12 == 0 {
+        if i.is_multiple_of(12) {
             to.push(format!("copy{i}@other.test"));
         }
         let subject = format!("e2e message {i}");
         let plain = format!("Hello,\n\nthis is message {marker}.\n\nBest regards,\nsender {i}\n");
         let (body, att_name, att): (String, Option<String>, Option<Vec<u8>>) = match i {
             EICAR_AT => (plain, Some("eicar.txt".into()), Some(eicar.clone())),
-            EXE_AT => (plain, Some("invoice.pdf.exe".into()), Some(fake_pdf(&marker))),
+            EXE_AT => (
+                plain,
+                Some("invoice.pdf.exe".into()),
+                Some(fake_pdf(&marker)),
+            ),
             _ if i % 10 == 9 => (long_body(&marker, 5000 + 97 * i), None, None),
-            _ if i % 5 == 1 => (plain, Some(format!("document-{i}.pdf")), Some(fake_pdf(&marker))),
+            _ if i % 5 == 1 => (
+                plain,
+                Some(format!("document-{i}.pdf")),
+                Some(fake_pdf(&marker)),
+            ),
             _ if i % 5 == 3 => (
                 plain,
                 Some(format!("notes-{i}.txt")),
@@ -388,7 +465,11 @@ fn sie_end_to_end_with_real_sendmail() {
         msgs.push(m);
     }
     let all_ids: BTreeSet<String> = msgs.iter().map(|m| m.id.clone()).collect();
-    assert_eq!(all_ids.len(), TOTAL, "swaks returned {TOTAL} distinct queue ids");
+    assert_eq!(
+        all_ids.len(),
+        TOTAL,
+        "swaks returned {TOTAL} distinct queue ids"
+    );
     let eicar_id = msgs[EICAR_AT].id.clone();
     let exe_id = msgs[EXE_AT].id.clone();
     let clean: Vec<&Msg> = msgs
@@ -418,23 +499,48 @@ fn sie_end_to_end_with_real_sendmail() {
         s.push_str(&format!("--- sie stdout ---\n{}\n", tail(&sie_out, 4000)));
         if let Ok(rd) = fs::read_dir(spool.join("sie/logs")) {
             for e in rd.flatten() {
-                s.push_str(&format!("--- {} ---\n{}\n", e.path().display(), tail(&e.path(), 2000)));
+                s.push_str(&format!(
+                    "--- {} ---\n{}\n",
+                    e.path().display(),
+                    tail(&e.path(), 2000)
+                ));
             }
         }
         s.push_str(&format!("--- sendmail A stderr ---\n{}\n", a.stderr()));
         s
     };
+    // Settled: nothing in transit and every message accounted for at the sink or
+    // in some other queue; or nothing in transit and no change for 10 s (then the
+    // assertions below say what is missing). Bounded by 120 s overall.
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last_state = (usize::MAX, usize::MAX);
+    let mut last_change = Instant::now();
     loop {
-        let settled = sink.count() >= clean.len()
-            && transit.iter().all(|d| entry_files(d).is_empty())
-            && spool.join(format!("virus/qf{eicar_id}")).exists()
-            && spool.join(format!("ext/qf{exe_id}")).exists();
-        if settled {
+        let transit_empty = transit.iter().all(|d| entry_files(d).is_empty());
+        let parked: usize = fs::read_dir(&spool)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.path().is_dir() && e.file_name() != "sie")
+                    .filter(|e| !transit.contains(&e.path()))
+                    .map(|e| qf_ids(&e.path()).len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let state = (sink.count(), parked);
+        if state != last_state {
+            last_state = state;
+            last_change = Instant::now();
+        }
+        if transit_empty
+            && (state.0 + state.1 >= TOTAL || last_change.elapsed() > Duration::from_secs(10))
+        {
             break;
         }
         if let Some(status) = sie.exited() {
-            panic!("{}", diagnostics(&format!("sie exited early with {status}")));
+            panic!(
+                "{}",
+                diagnostics(&format!("sie exited early with {status}"))
+            );
         }
         if Instant::now() >= deadline {
             panic!("{}", diagnostics("pipeline did not settle within 120 s"));
@@ -449,20 +555,33 @@ fn sie_end_to_end_with_real_sendmail() {
     let mut by_id: BTreeMap<String, Vec<&SinkMessage>> = BTreeMap::new();
     for m in &got {
         let ids = m.received_ids();
-        assert_eq!(ids.len(), 1, "one Received (A's) per relayed message: {ids:?}");
+        assert_eq!(
+            ids.len(),
+            1,
+            "one Received (A's) per relayed message: {ids:?}"
+        );
         by_id.entry(ids[0].clone()).or_default().push(m);
     }
     for m in &clean {
-        let found = by_id
-            .get(&m.id)
-            .unwrap_or_else(|| panic!("{}", diagnostics(&format!("clean {} never reached the sink", m.id))));
+        let found = by_id.get(&m.id).unwrap_or_else(|| {
+            panic!(
+                "{}",
+                diagnostics(&format!("clean {} never reached the sink", m.id))
+            )
+        });
         assert_eq!(found.len(), 1, "{} delivered {} times", m.id, found.len());
         let to: Vec<&str> = m.to.iter().map(String::as_str).collect();
         check_relayed(found[0], &m.id, &m.from, &to, &m.subject, &m.data);
     }
+    assert!(
+        !by_id.contains_key(&eicar_id),
+        "EICAR message {eicar_id} was delivered"
+    );
+    assert!(
+        !by_id.contains_key(&exe_id),
+        ".exe message {exe_id} was delivered"
+    );
     assert_eq!(got.len(), clean.len(), "sink message count");
-    assert!(!by_id.contains_key(&eicar_id), "EICAR message was delivered");
-    assert!(!by_id.contains_key(&exe_id), ".exe message was delivered");
 
     // ---- quarantines
     for (queue, id, results, what) in [
@@ -470,8 +589,16 @@ fn sie_end_to_end_with_real_sendmail() {
         ("ext", &exe_id, "msg_ext", "invoice.pdf.exe"),
     ] {
         let dir = spool.join(queue);
-        assert!(dir.join(format!("qf{id}")).is_file(), "{what}: {queue}/qf{id} missing");
-        assert!(dir.join(format!("df{id}")).is_file(), "{what}: {queue}/df{id} missing");
+        if !dir.join(format!("qf{id}")).is_file() {
+            panic!(
+                "{}",
+                diagnostics(&format!("{what}: {queue}/qf{id} missing"))
+            );
+        }
+        assert!(
+            dir.join(format!("df{id}")).is_file(),
+            "{what}: {queue}/df{id} missing"
+        );
         let rdir = spool.join("sie/results").join(results);
         let result_files: Vec<String> = fs::read_dir(&rdir)
             .map(|rd| {
@@ -490,7 +617,10 @@ fn sie_end_to_end_with_real_sendmail() {
     // The quarantined EICAR entry is unmodified: its df still holds the attachment.
     let eicar_df = fs::read_to_string(spool.join(format!("virus/df{eicar_id}"))).unwrap();
     let eicar_b64 = base64_lines(&eicar).replace("\r\n", "\n");
-    assert!(eicar_df.contains(eicar_b64.trim_end()), "virus/df{eicar_id} lost its attachment");
+    assert!(
+        eicar_df.contains(eicar_b64.trim_end()),
+        "virus/df{eicar_id} lost its attachment"
+    );
 
     // ---- accounting by queue id: sink + every queue == the 50 sent, no duplicates
     let mut seen: Vec<String> = by_id.keys().cloned().collect();
@@ -506,21 +636,36 @@ fn sie_end_to_end_with_real_sendmail() {
         }
     }
     let seen_set: BTreeSet<String> = seen.iter().cloned().collect();
-    assert_eq!(seen.len(), TOTAL, "sink + queues hold {} entries: {where_is:?}", seen.len());
+    assert_eq!(
+        seen.len(),
+        TOTAL,
+        "sink + queues hold {} entries: {where_is:?}",
+        seen.len()
+    );
     assert_eq!(seen_set, all_ids, "ids at sink + in queues != ids sent");
     assert_eq!(where_is.get(&eicar_id), Some(&vec!["virus".to_string()]));
     assert_eq!(where_is.get(&exe_id), Some(&vec!["ext".to_string()]));
 
     // ---- qls view of the same state
     if let Some(qls) = qls_bin {
-        let out = Command::new(qls).arg("--spool").arg(&spool).output().expect("run qls");
+        let out = Command::new(qls)
+            .arg("--spool")
+            .arg(&spool)
+            .output()
+            .expect("run qls");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         println!("qls --spool {}:\n{text}", spool.display());
-        assert!(out.status.success(), "qls failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "qls failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let msgs_of = |q: &str| -> Option<u64> {
             text.lines().find_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
-                (f.len() >= 3 && f[0] == q).then(|| f[1].parse().ok()).flatten()
+                (f.len() >= 3 && f[0] == q)
+                    .then(|| f[1].parse().ok())
+                    .flatten()
             })
         };
         assert_eq!(msgs_of("virus"), Some(1), "qls virus line");
@@ -531,11 +676,18 @@ fn sie_end_to_end_with_real_sendmail() {
 
     // ---- clean stop
     b.stop();
-    let status = sie.terminate(Duration::from_secs(60));
+    let (status, leftovers) = sie.terminate(Duration::from_secs(60));
     match status {
         Some(s) if s.code() == Some(0) => {}
-        other => panic!("{}", diagnostics(&format!("sie did not exit 0 after SIGTERM: {other:?}"))),
+        other => panic!(
+            "{}",
+            diagnostics(&format!("sie did not exit 0 after SIGTERM: {other:?}"))
+        ),
     }
+    assert!(
+        leftovers.is_empty(),
+        "sie exited but its child processes {leftovers:?} were still running 10 s later"
+    );
     a.stop();
     println!(
         "e2e ok: {} clean delivered, EICAR {eicar_id} in virus, exe {exe_id} in ext",
@@ -560,7 +712,15 @@ fn capture_real_queue_files() {
     let pdf = fake_pdf("fixture");
     let mut ids = Vec::new();
     let mut manifest = String::new();
-    let cases: Vec<(&str, &str, &str, String, Option<(&str, &[u8])>)> = vec![
+    // (kind, envelope sender, recipients, body, attachment)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        String,
+        Option<(&'a str, &'a [u8])>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "plain",
             "sender@client.test",
@@ -599,7 +759,11 @@ fn capture_real_queue_files() {
     a.stop();
     for id in &ids {
         for p in ["qf", "df"] {
-            fs::copy(q_in.join(format!("{p}{id}")), out_dir.join(format!("{p}{id}"))).unwrap();
+            fs::copy(
+                q_in.join(format!("{p}{id}")),
+                out_dir.join(format!("{p}{id}")),
+            )
+            .unwrap();
         }
     }
     fs::write(out_dir.join("MANIFEST"), &manifest).unwrap();

@@ -29,7 +29,10 @@ fn base64(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(TABLE[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -53,7 +56,14 @@ fn settled(spool: &TestSpool) -> bool {
 fn every_message_reaches_its_queue_with_a_reason() {
     let spool = TestSpool::new();
     let clean: Vec<_> = (0..3)
-        .map(|n| spool.queue_message("in", &test_id(n), "hello", format!("clean body {n}\n").as_bytes()))
+        .map(|n| {
+            spool.queue_message(
+                "in",
+                &test_id(n),
+                "hello",
+                format!("clean body {n}\n").as_bytes(),
+            )
+        })
         .collect();
     let eicar = format!("{EICAR_HEAD}{EICAR_TAIL}");
     let body = attachment_body("eicar.txt", eicar.as_bytes());
@@ -66,7 +76,11 @@ fn every_message_reaches_its_queue_with_a_reason() {
     let inq = spool.queue("in");
     let truncated = test_id(20);
     fs::write(inq.join(format!("df{truncated}")), b"body\n").unwrap();
-    fs::write(inq.join(format!("qf{truncated}")), b"V8\nT1795303433\nS<a@b.test>\nRPFD:<c@d.test>\nH??Subj").unwrap();
+    fs::write(
+        inq.join(format!("qf{truncated}")),
+        b"V8\nT1795303433\nS<a@b.test>\nRPFD:<c@d.test>\nH??Subj",
+    )
+    .unwrap();
     set_file_age(&inq.join(format!("qf{truncated}")), 60);
     let no_df = spool.queue_message("in", &test_id(21), "no df", b"x\n");
     fs::remove_file(inq.join(format!("df{no_df}"))).unwrap();
@@ -74,10 +88,18 @@ fn every_message_reaches_its_queue_with_a_reason() {
     fs::write(inq.join(format!("df{orphan}")), b"orphan body\n").unwrap();
     let garbage = test_id(23);
     fs::write(inq.join(format!("df{garbage}")), b"body\n").unwrap();
-    fs::write(inq.join(format!("qf{garbage}")), b"\x00\xff\x13garbage\x80\n\x01\n.\n").unwrap();
+    fs::write(
+        inq.join(format!("qf{garbage}")),
+        b"\x00\xff\x13garbage\x80\n\x01\n.\n",
+    )
+    .unwrap();
     let garbage_unterminated = test_id(24);
     fs::write(inq.join(format!("df{garbage_unterminated}")), b"body\n").unwrap();
-    fs::write(inq.join(format!("qf{garbage_unterminated}")), [0x9c_u8; 300]).unwrap();
+    fs::write(
+        inq.join(format!("qf{garbage_unterminated}")),
+        [0x9c_u8; 300],
+    )
+    .unwrap();
     set_file_age(&inq.join(format!("qf{garbage_unterminated}")), 60);
     // A broken entry already in a feed queue is judged by work, not feed.
     let feed_no_df = spool.queue_message("feed2", &test_id(25), "no df", b"x\n");
@@ -87,27 +109,50 @@ fn every_message_reaches_its_queue_with_a_reason() {
     let mut sie = spool.start_sie();
     let done = wait_until(Duration::from_secs(60), || settled(&spool));
     let status = terminate(&mut sie, Duration::from_secs(30));
-    assert!(done, "in/feed queues not drained: in={:?}", spool.files("in"));
+    assert!(
+        done,
+        "in/feed queues not drained: in={:?}",
+        spool.files("in")
+    );
     assert_eq!(status, Some(0), "sie exits 0 after SIGTERM");
 
     let mut expected_out: Vec<String> = clean.iter().map(|id| id.to_string()).collect();
     expected_out.push(empty_body.to_string());
     expected_out.sort();
-    assert_eq!(spool.ids("out"), expected_out, "clean messages, the empty body included");
+    assert_eq!(
+        spool.ids("out"),
+        expected_out,
+        "clean messages, the empty body included"
+    );
     for id in &expected_out {
-        assert!(spool.files("out").contains(&format!("df{id}")), "df{id} travelled with its qf");
+        assert!(
+            spool.files("out").contains(&format!("df{id}")),
+            "df{id} travelled with its qf"
+        );
     }
     assert_eq!(spool.ids("virus"), [virus.to_string()]);
     let why = spool.result("virus", virus.as_str()).unwrap();
-    assert!(why.contains("verdict: virus") && why.to_lowercase().contains("eicar"), "{why}");
+    assert!(
+        why.contains("verdict: virus") && why.to_lowercase().contains("eicar"),
+        "{why}"
+    );
     assert_eq!(spool.ids("ext"), [ext.to_string()]);
     let why = spool.result("ext", ext.as_str()).unwrap();
     assert!(why.contains("invoice.pdf.exe"), "{why}");
 
-    let mut broken = vec![truncated.clone(), no_df.to_string(), garbage.clone(), garbage_unterminated.clone(), feed_no_df.to_string()];
+    let mut broken = vec![
+        truncated.clone(),
+        no_df.to_string(),
+        garbage.clone(),
+        garbage_unterminated.clone(),
+        feed_no_df.to_string(),
+    ];
     broken.sort();
     assert_eq!(spool.ids("error"), broken);
-    assert!(spool.files("error").contains(&format!("df{orphan}")), "the orphan df is kept in error");
+    assert!(
+        spool.files("error").contains(&format!("df{orphan}")),
+        "the orphan df is kept in error"
+    );
     for (id, word) in [
         (&truncated, "truncated"),
         (&no_df.to_string(), "missing"),
@@ -116,20 +161,31 @@ fn every_message_reaches_its_queue_with_a_reason() {
         (&feed_no_df.to_string(), "missing"),
         (&orphan, "no qf"),
     ] {
-        let why = spool.result("error", id).unwrap_or_else(|| panic!("no result file for {id}"));
+        let why = spool
+            .result("error", id)
+            .unwrap_or_else(|| panic!("no result file for {id}"));
         assert!(why.contains(word), "{id}: {why}");
     }
 
     let feed_log = spool.log("feed");
-    assert!(feed_log.contains(&format!("{} ", clean[0])) && feed_log.contains(" -> q"), "{feed_log}");
+    assert!(
+        feed_log.contains(&format!("{} ", clean[0])) && feed_log.contains(" -> q"),
+        "{feed_log}"
+    );
     let work_logs: String = (1..=5).map(|k| spool.log(&format!("feed{k}"))).collect();
     assert!(work_logs.contains(": Stats: vir:"), "{work_logs}");
     assert!(work_logs.contains(&format!("Clean, moving: {}", clean[0])));
     assert!(work_logs.contains("Sleeping: 0.1"));
     assert!(spool.spool.free_file("feed1").exists());
     for process in ["sie", "feed", "feed1", "feed5"] {
-        assert!(!spool.spool.pid_file(process).exists(), "{process} pid file removed at exit");
-        assert!(!spool.spool.stop_file(process).exists(), "{process} stop file consumed");
+        assert!(
+            !spool.spool.pid_file(process).exists(),
+            "{process} pid file removed at exit"
+        );
+        assert!(
+            !spool.spool.stop_file(process).exists(),
+            "{process} stop file consumed"
+        );
     }
 }
 
@@ -139,23 +195,42 @@ fn an_entry_locked_by_the_mta_is_left_alone_until_released() {
     let held_in = spool.queue_message("in", &test_id(1), "held in", b"held in in\n");
     let held_feed = spool.queue_message("feed1", &test_id(2), "held", b"held in feed1\n");
     let free = spool.queue_message("in", &test_id(3), "free", b"free\n");
-    let lock_in = File::options().read(true).write(true).open(spool.queue("in").join(held_in.qf_name())).unwrap();
+    let lock_in = File::options()
+        .read(true)
+        .write(true)
+        .open(spool.queue("in").join(held_in.qf_name()))
+        .unwrap();
     lock_in.lock().unwrap();
-    let lock_feed = File::options().read(true).write(true).open(spool.queue("feed1").join(held_feed.qf_name())).unwrap();
+    let lock_feed = File::options()
+        .read(true)
+        .write(true)
+        .open(spool.queue("feed1").join(held_feed.qf_name()))
+        .unwrap();
     lock_feed.lock().unwrap();
 
     let mut sie = spool.start_sie();
-    assert!(wait_until(Duration::from_secs(30), || spool.ids("out") == [free.to_string()]));
+    assert!(wait_until(Duration::from_secs(30), || spool.ids("out")
+        == [free.to_string()]));
     // Ten more feed and work passes at 0.1 s: the held entries must not move.
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(spool.files("in"), [format!("df{held_in}"), format!("qf{held_in}")]);
-    assert_eq!(spool.files("feed1"), [format!("df{held_feed}"), format!("qf{held_feed}")]);
+    assert_eq!(
+        spool.files("in"),
+        [format!("df{held_in}"), format!("qf{held_in}")]
+    );
+    assert_eq!(
+        spool.files("feed1"),
+        [format!("df{held_feed}"), format!("qf{held_feed}")]
+    );
 
     drop(lock_in);
     drop(lock_feed);
     let mut all = vec![held_in.to_string(), held_feed.to_string(), free.to_string()];
     all.sort();
-    assert!(wait_until(Duration::from_secs(30), || spool.ids("out") == all), "out: {:?}", spool.ids("out"));
+    assert!(
+        wait_until(Duration::from_secs(30), || spool.ids("out") == all),
+        "out: {:?}",
+        spool.ids("out")
+    );
     assert_eq!(terminate(&mut sie, Duration::from_secs(30)), Some(0));
 }
 
@@ -168,18 +243,30 @@ fn a_work_loop_stops_on_its_stop_file_and_keeps_good_settings_on_a_bad_reload() 
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || spool.spool.pid_file("feed1").exists()));
+    assert!(wait_until(Duration::from_secs(10), || spool
+        .spool
+        .pid_file("feed1")
+        .exists()));
     fs::write(&spool.config, "[run]\nloop_delay = 0.1\nnq = \"four\"\n").unwrap();
     let reported = wait_until(Duration::from_secs(10), || {
-        spool.log("feed1").contains("Keeping the last good run settings")
+        spool
+            .log("feed1")
+            .contains("Keeping the last good run settings")
     });
     let id = spool.queue_message("feed1", &test_id(7), "after reload", b"still working\n");
     assert!(reported, "log: {}", spool.log("feed1"));
-    assert!(spool.log("feed1").contains("sie.toml:3:"), "{}", spool.log("feed1"));
-    assert!(wait_until(Duration::from_secs(10), || spool.ids("out") == [id.to_string()]));
+    assert!(
+        spool.log("feed1").contains("sie.toml:3:"),
+        "{}",
+        spool.log("feed1")
+    );
+    assert!(wait_until(Duration::from_secs(10), || spool.ids("out")
+        == [id.to_string()]));
 
     fs::write(spool.spool.stop_file("feed1"), "stop\n").unwrap();
-    let exited = wait_until(Duration::from_secs(10), || work.try_wait().unwrap().is_some());
+    let exited = wait_until(Duration::from_secs(10), || {
+        work.try_wait().unwrap().is_some()
+    });
     assert!(exited, "sie-work exits after its stop file appears");
     assert_eq!(work.wait().unwrap().code(), Some(0));
     assert!(!spool.spool.stop_file("feed1").exists());
@@ -196,14 +283,24 @@ fn an_admin_lock_holds_the_work_loop_until_unlocked() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    assert!(wait_until(Duration::from_secs(10), || spool.log("feed1").contains("Waiting for lock.feed1")));
+    assert!(wait_until(Duration::from_secs(10), || spool
+        .log("feed1")
+        .contains("Waiting for lock.feed1")));
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(spool.ids("feed1"), [id.to_string()], "nothing is scanned while an admin holds the lock");
+    assert_eq!(
+        spool.ids("feed1"),
+        [id.to_string()],
+        "nothing is scanned while an admin holds the lock"
+    );
     fs::remove_file(spool.spool.lock_file("feed1")).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || spool.ids("out") == [id.to_string()]));
+    assert!(wait_until(Duration::from_secs(10), || spool.ids("out")
+        == [id.to_string()]));
     let log = spool.log("feed1");
     let stats = log.lines().find(|l| l.contains("Stats:")).unwrap();
     let lock: f64 = stats.split("lock:").nth(1).unwrap().trim().parse().unwrap();
-    assert!(lock >= 0.5, "the Stats line counts the wait for the lock: {stats}");
+    assert!(
+        lock >= 0.5,
+        "the Stats line counts the wait for the lock: {stats}"
+    );
     assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));
 }

@@ -15,7 +15,10 @@ use sie::cli::{SpoolArgs, fail};
 use sie::daemon::{Role, run};
 
 #[derive(Parser)]
-#[command(version, about = "Spread messages from the in queue over the feed queues")]
+#[command(
+    version,
+    about = "Spread messages from the in queue over the feed queues"
+)]
 #[command(after_help = "Example:\n  sie-feed --spool /var/spool/sie --config /etc/sie.toml")]
 struct Args {
     #[command(flatten)]

@@ -30,9 +30,18 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = args.common.open().map_err(anyhow::Error::from).and_then(|(config, spool)| {
-        Ok(run(Role::Work(args.queue.clone()), &spool, &config, args.foreground)?)
-    });
+    let result = args
+        .common
+        .open()
+        .map_err(anyhow::Error::from)
+        .and_then(|(config, spool)| {
+            Ok(run(
+                Role::Work(args.queue.clone()),
+                &spool,
+                &config,
+                args.foreground,
+            )?)
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail("sie-work", e.as_ref()),

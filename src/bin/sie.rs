@@ -18,7 +18,9 @@ use sie::supervisor::{ChildCommand, absolute, supervise};
 
 #[derive(Parser)]
 #[command(version, about = "Run SIE's feed and work loops in the foreground")]
-#[command(after_help = "Examples:\n  sie                       # spool ./queues, embedded defaults\n  sie --spool /var/spool/sie --config /etc/sie.toml")]
+#[command(
+    after_help = "Examples:\n  sie                       # spool ./queues, embedded defaults\n  sie --spool /var/spool/sie --config /etc/sie.toml"
+)]
 struct Args {
     #[command(flatten)]
     common: SpoolArgs,
@@ -42,7 +44,9 @@ fn main() -> ExitCode {
                 supervise(&spool, &child, true)?;
             }
             [role] if role == "feed" => run(Role::Feed, &spool, &config, true)?,
-            [role, queue] if role == "work" => run(Role::Work(queue.clone()), &spool, &config, true)?,
+            [role, queue] if role == "work" => {
+                run(Role::Work(queue.clone()), &spool, &config, true)?
+            }
             other => anyhow::bail!("unknown role {other:?}"),
         }
         Ok(())

@@ -104,6 +104,9 @@ mod tests {
         let lines: Vec<_> = old.lines().collect();
         assert!(lines[0].starts_with("feed1: ") && lines[0].ends_with(": Started pass 1."));
         assert_eq!(lines[1], "feed1: Clean, moving: 6ALNNrgA023896");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "feed1: after rotation\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "feed1: after rotation\n"
+        );
     }
 }

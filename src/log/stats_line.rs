@@ -82,12 +82,19 @@ impl FromStr for StatsLine {
             .ok_or_else(|| bad("no \"Stats:\" prefix"))?;
         let mut fields: HashMap<&str, &str> = HashMap::new();
         for field in rest.split_whitespace() {
-            let (key, value) = field.split_once(':').ok_or_else(|| bad("field without ':'"))?;
+            let (key, value) = field
+                .split_once(':')
+                .ok_or_else(|| bad("field without ':'"))?;
             if !FIELDS.contains(&key) || fields.insert(key, value).is_some() {
                 return Err(bad(&format!("unknown or repeated field {key}")));
             }
         }
-        let value = |key: &str| fields.get(key).copied().ok_or_else(|| bad(&format!("no {key}")));
+        let value = |key: &str| {
+            fields
+                .get(key)
+                .copied()
+                .ok_or_else(|| bad(&format!("no {key}")))
+        };
         let int = |key: &str| value(key)?.parse::<u64>().map_err(|_| bad(key));
         let float = |key: &str| {
             value(key)?
@@ -133,8 +140,18 @@ mod tests {
     #[test]
     fn broken_lines_are_refused() {
         assert!("Stats: vir:0".parse::<StatsLine>().is_err());
-        assert!(SPEC_LINE.replace("vs:17.195", "vs:x").parse::<StatsLine>().is_err());
-        assert!(SPEC_LINE.replace("vs:17.195", "vs:NaN").parse::<StatsLine>().is_err());
+        assert!(
+            SPEC_LINE
+                .replace("vs:17.195", "vs:x")
+                .parse::<StatsLine>()
+                .is_err()
+        );
+        assert!(
+            SPEC_LINE
+                .replace("vs:17.195", "vs:NaN")
+                .parse::<StatsLine>()
+                .is_err()
+        );
         assert!(format!("{SPEC_LINE} new:1").parse::<StatsLine>().is_err());
         assert!("feed1: Clean, moving: x".parse::<StatsLine>().is_err());
     }

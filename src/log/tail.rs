@@ -10,6 +10,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::queue::Spool;
+
 /// One line of one log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TailLine {
@@ -39,6 +41,31 @@ fn tail_err(path: &Path) -> impl FnOnce(io::Error) -> TailError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// A log named on the command line: a path, or a process name (`feed1`, `feed1.log`)
+/// meaning that process's log in the spool.
+pub fn log_path(spool: &Spool, arg: &str) -> PathBuf {
+    let path = Path::new(arg);
+    if arg.contains('/') || path.exists() {
+        path.to_path_buf()
+    } else {
+        spool.log_file(arg.strip_suffix(".log").unwrap_or(arg))
+    }
+}
+
+/// Every `*.log` in the spool's log directory, sorted by name.
+pub fn spool_logs(spool: &Spool) -> Result<Vec<PathBuf>, TailError> {
+    let dir = spool.logs_dir();
+    let mut logs = Vec::new();
+    for item in fs::read_dir(&dir).map_err(tail_err(&dir))? {
+        let path = item.map_err(tail_err(&dir))?.path();
+        if path.extension().is_some_and(|e| e == "log") && path.is_file() {
+            logs.push(path);
+        }
+    }
+    logs.sort();
+    Ok(logs)
 }
 
 /// One followed file.
@@ -192,7 +219,10 @@ fn last_lines(file: &mut File, len: u64, n: usize) -> io::Result<Vec<u8>> {
     }
     if start > 0 {
         // The first line in the buffer may be cut: keep only what follows a newline.
-        let cut = tail.iter().position(|&b| b == b'\n').map_or(tail.len(), |i| i + 1);
+        let cut = tail
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(tail.len(), |i| i + 1);
         tail.drain(..cut);
     }
     Ok(tail)
@@ -310,7 +340,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("feed.log");
         append(&log, "a\nb\n");
-        assert_eq!(shown(Follower::files([log.clone()]).start(10).unwrap()), ["feed| a", "feed| b"]);
+        assert_eq!(
+            shown(Follower::files([log.clone()]).start(10).unwrap()),
+            ["feed| a", "feed| b"]
+        );
         let mut follower = Follower::files([log.clone()]);
         assert!(follower.start(0).unwrap().is_empty());
         append(&log, "c\n");

@@ -150,24 +150,39 @@ mod tests {
         let id = write_entry(dir.path(), "6ALNNrgA023896", QF);
         let holder = File::open(dir.path().join("qf6ALNNrgA023896")).unwrap();
         holder.lock().unwrap();
-        assert!(matches!(lock_entry(dir.path(), &id).unwrap(), LockOutcome::Busy));
+        assert!(matches!(
+            lock_entry(dir.path(), &id).unwrap(),
+            LockOutcome::Busy
+        ));
         holder.unlock().unwrap();
         let LockOutcome::Locked(entry) = lock_entry(dir.path(), &id).unwrap() else {
             panic!("released entry must lock");
         };
         assert_eq!(entry.qf_bytes(), QF);
         assert_eq!(entry.df_len().unwrap(), Some(5));
-        assert!(matches!(lock_entry(dir.path(), &id).unwrap(), LockOutcome::Busy));
+        assert!(matches!(
+            lock_entry(dir.path(), &id).unwrap(),
+            LockOutcome::Busy
+        ));
         entry.unlock();
-        assert!(matches!(lock_entry(dir.path(), &id).unwrap(), LockOutcome::Locked(_)));
+        assert!(matches!(
+            lock_entry(dir.path(), &id).unwrap(),
+            LockOutcome::Locked(_)
+        ));
     }
 
     #[test]
     fn incomplete_and_vanished_entries_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let id = write_entry(dir.path(), "6ALNNrgA023897", b"V8\nT1\nS<a@b>\n");
-        assert!(matches!(lock_entry(dir.path(), &id).unwrap(), LockOutcome::Incomplete(_)));
+        assert!(matches!(
+            lock_entry(dir.path(), &id).unwrap(),
+            LockOutcome::Incomplete(_)
+        ));
         let gone = QueueId::parse("6ALNNrgA000000").unwrap();
-        assert!(matches!(lock_entry(dir.path(), &gone).unwrap(), LockOutcome::Vanished));
+        assert!(matches!(
+            lock_entry(dir.path(), &gone).unwrap(),
+            LockOutcome::Vanished
+        ));
     }
 }

@@ -123,7 +123,9 @@ impl Spool {
 
     /// Where the result files of messages moved to `queue` live (`msg_virus`, ...).
     pub fn results_dir(&self, queue: &str) -> PathBuf {
-        self.state_dir().join("results").join(format!("msg_{queue}"))
+        self.state_dir()
+            .join("results")
+            .join(format!("msg_{queue}"))
     }
 
     pub fn log_file(&self, process: &str) -> PathBuf {
@@ -148,7 +150,11 @@ impl Spool {
 
     /// Creates every directory of the spool that is missing, mode 0700 like sendmail's.
     pub fn ensure_tree(&self) -> Result<()> {
-        let mut dirs: Vec<PathBuf> = self.queue_names().iter().map(|q| self.root.join(q)).collect();
+        let mut dirs: Vec<PathBuf> = self
+            .queue_names()
+            .iter()
+            .map(|q| self.root.join(q))
+            .collect();
         dirs.extend([
             self.locks_dir(),
             self.logs_dir(),

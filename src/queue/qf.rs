@@ -95,7 +95,10 @@ impl ControlFile {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.records.iter().flat_map(|r| r.raw.iter().copied()).collect()
+        self.records
+            .iter()
+            .flat_map(|r| r.raw.iter().copied())
+            .collect()
     }
 
     fn first(&self, kind: u8) -> Option<&Record> {
@@ -237,7 +240,11 @@ mod tests {
         assert!(section.starts_with("Received: from client.test"));
         assert!(section.contains("\n\tby mta.pipeline.test"));
         assert!(!section.contains("Return-Path"));
-        assert!(qf.header("received").unwrap().contains("by mta.pipeline.test"));
+        assert!(
+            qf.header("received")
+                .unwrap()
+                .contains("by mta.pipeline.test")
+        );
     }
 
     #[test]

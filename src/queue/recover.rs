@@ -106,7 +106,10 @@ pub fn quarantine_orphan_df(
     let file = match File::open(&orphan.path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(OrphanAction::Kept(format!("{}: df already gone", orphan.id)));
+            return Ok(OrphanAction::Kept(format!(
+                "{}: df already gone",
+                orphan.id
+            )));
         }
         Err(e) => return Err(Error::io(&orphan.path, e)),
     };

@@ -42,7 +42,10 @@ impl IdPatterns {
 
     /// The entries of a listing whose ids match, in listing order.
     pub fn select<'a>(&self, entries: &'a [Entry]) -> Vec<&'a Entry> {
-        entries.iter().filter(|e| self.matches(e.id.as_str())).collect()
+        entries
+            .iter()
+            .filter(|e| self.matches(e.id.as_str()))
+            .collect()
     }
 }
 

@@ -12,6 +12,7 @@ use chrono::{Local, TimeZone};
 use serde::Serialize;
 
 use crate::queue::qf::{ControlFile, MAX_QF_BYTES, QfError};
+use crate::queue::select::IdPatterns;
 use crate::queue::{self, Entry, QueueId, Spool, list_dir};
 
 /// The queues `qls` shows when none are named: every message queue but `archive`
@@ -60,7 +61,10 @@ pub fn write_qls(out: &mut impl Write, rows: &[QueueSummary]) -> io::Result<()> 
         .map(|r| (r.queue.as_str(), r.msgs, r.bytes, r.orphan_dfs))
         .chain(totals);
     for (queue, msgs, bytes, orphans) in all {
-        write!(out, "{queue:<name_width$} {msgs:>msgs_width$} {bytes:>bytes_width$}")?;
+        write!(
+            out,
+            "{queue:<name_width$} {msgs:>msgs_width$} {bytes:>bytes_width$}"
+        )?;
         if orphans > 0 {
             write!(out, "  ({orphans} df without qf)")?;
         }
@@ -194,7 +198,11 @@ fn write_mailq_entry(out: &mut impl Write, entry: &MailqEntry) -> io::Result<()>
         Err(reason) => writeln!(out, "(unreadable: {reason})")?,
     }
     if entry.df_missing {
-        writeln!(out, "{:17}(df missing: the body is lost if this qf is delivered)", "")?;
+        writeln!(
+            out,
+            "{:17}(df missing: the body is lost if this qf is delivered)",
+            ""
+        )?;
     }
     Ok(())
 }
@@ -240,6 +248,40 @@ impl EntryFiles {
     }
 }
 
+/// The entries `msgcat` is asked for: `<queue> <id-or-glob>...`, or paths of `qf` (or
+/// `df`) files. Returns them with a message for each argument that named nothing.
+pub fn entries_named(
+    spool: &Spool,
+    args: &[String],
+) -> queue::Result<(Vec<EntryFiles>, Vec<String>)> {
+    let mut found = Vec::new();
+    let mut missing = Vec::new();
+    match args.split_first() {
+        Some((queue, ids)) if !ids.is_empty() && spool.queue_dir(queue).is_ok() => {
+            let dir = spool.queue_dir(queue)?;
+            let listing = list_dir(&dir)?;
+            for id in ids {
+                let chosen = IdPatterns::new(&[id])?.select(&listing.entries);
+                if chosen.is_empty() {
+                    missing.push(format!("{queue}: no entry matches {id}"));
+                }
+                found.extend(chosen.iter().map(|e| EntryFiles::in_dir(&dir, &e.id)));
+            }
+        }
+        _ => {
+            for arg in args {
+                match EntryFiles::from_path(Path::new(arg)) {
+                    Some(files) => found.push(files),
+                    None => missing.push(format!(
+                        "{arg}: not a qf or df file (or name a queue, then ids)"
+                    )),
+                }
+            }
+        }
+    }
+    Ok((found, missing))
+}
+
 /// Why `msgcat` could not print an entry in full (it prints what it can).
 #[derive(Debug, thiserror::Error)]
 pub enum CatError {
@@ -272,7 +314,8 @@ pub fn write_entry(out: &mut impl Write, files: &EntryFiles, raw: bool) -> Resul
             path: files.qf.clone(),
             source,
         })?;
-        out.write_all(&control.header_section()).map_err(stdout_err)?;
+        out.write_all(&control.header_section())
+            .map_err(stdout_err)?;
         out.write_all(b"\n").map_err(stdout_err)?;
     }
     let mut df = match fs::File::open(&files.df) {
@@ -380,7 +423,10 @@ mod tests {
         let mut out = Vec::new();
         write_qls(&mut out, &rows).unwrap();
         let text = String::from_utf8(out).unwrap();
-        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         let bytes = (REAL_QF.len() + BODY.len()).to_string();
         assert_eq!(lines[0], ["in", "1", bytes.as_str()]);
         assert_eq!(lines[1], ["feed1", "0", "0"]);
@@ -404,7 +450,9 @@ mod tests {
         write_entry(&mut out, &files, false).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("Received: from client.test (localhost [127.0.0.1])\n\tby"));
-        assert!(text.ends_with("X-Mailer: swaks v20201014.0 jetmore.org/john/code/swaks/\n\nThis is a test mailing\r\n"));
+        assert!(text.ends_with(
+            "X-Mailer: swaks v20201014.0 jetmore.org/john/code/swaks/\n\nThis is a test mailing\r\n"
+        ));
         assert!(!text.contains("Return-Path"));
 
         let mut out = Vec::new();

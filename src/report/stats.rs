@@ -177,7 +177,10 @@ impl StatsReport {
             None => {
                 self.queues.push(QueueStats::new(queue));
                 self.queues.sort_by_key(|q| queue_order(&q.queue));
-                self.queues.iter().position(|q| q.queue == queue).unwrap_or(0)
+                self.queues
+                    .iter()
+                    .position(|q| q.queue == queue)
+                    .unwrap_or(0)
             }
         };
         let stats = &mut self.queues[index];
@@ -259,7 +262,11 @@ impl StatsReport {
 fn queue_order(name: &str) -> (String, u64, String) {
     let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let (stem, number) = name.split_at(name.len() - digits);
-    (stem.to_string(), number.parse().unwrap_or(0), name.to_string())
+    (
+        stem.to_string(),
+        number.parse().unwrap_or(0),
+        name.to_string(),
+    )
 }
 
 #[cfg(test)]
@@ -297,7 +304,9 @@ feed1: Stats: vir:1 ext:0 spam:2 vir-ex:0 ext-ex:0 spam-ex:1 clean:3 msgs:8 byte
         let mut report = StatsReport::default();
         report.add_log("feed10", LOG.as_bytes(), None).unwrap();
         report.add_log("feed2", LOG.as_bytes(), None).unwrap();
-        report.add_log("feed", "feed: Started\n".as_bytes(), None).unwrap();
+        report
+            .add_log("feed", "feed: Started\n".as_bytes(), None)
+            .unwrap();
         report.drop_empty();
         let names: Vec<_> = report.queues.iter().map(|q| q.queue.as_str()).collect();
         assert_eq!(names, ["feed2", "feed10"]);
@@ -312,7 +321,12 @@ feed1: Stats: vir:1 ext:0 spam:2 vir-ex:0 ext-ex:0 spam-ex:1 clean:3 msgs:8 byte
     fn since_keeps_only_later_passes() {
         let mut report = StatsReport::default();
         let since = log_line_date("feed1: Thu May 23 10:30:00 EDT 2002: x").unwrap();
-        assert_eq!(report.add_log("feed1", LOG.as_bytes(), Some(since)).unwrap(), 1);
+        assert_eq!(
+            report
+                .add_log("feed1", LOG.as_bytes(), Some(since))
+                .unwrap(),
+            1
+        );
         assert_eq!(report.queues[0].sum.msgs, 8);
     }
 
@@ -323,10 +337,17 @@ feed1: Stats: vir:1 ext:0 spam:2 vir-ex:0 ext-ex:0 spam-ex:1 clean:3 msgs:8 byte
         let mut out = Vec::new();
         report.write_text(&mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
-        assert!(text.starts_with("feed1: 2 passes  vir:1 ext:0 spam:2 "), "{text}");
+        assert!(
+            text.starts_with("feed1: 2 passes  vir:1 ext:0 spam:2 "),
+            "{text}"
+        );
         assert!(text.contains("error:1\n"), "{text}");
-        let msgs_row: Vec<_> = text.lines().find(|l| l.trim_start().starts_with("msgs")).unwrap()
-            .split_whitespace().collect();
+        let msgs_row: Vec<_> = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("msgs"))
+            .unwrap()
+            .split_whitespace()
+            .collect();
         assert_eq!(msgs_row, ["msgs", "9", "8", "4.50"]);
         let last = text.lines().last().unwrap();
         assert_eq!(last.parse::<StatsLine>().unwrap(), report.total().sum);
@@ -341,7 +362,12 @@ feed1: Stats: vir:1 ext:0 spam:2 vir-ex:0 ext-ex:0 spam-ex:1 clean:3 msgs:8 byte
         assert_eq!(lines[0]["queue"], "feed1");
         assert_eq!(lines[0]["bytes"]["max"], 10000.0);
         assert_eq!(lines[1]["queue"], "all");
-        assert!(lines[1]["stats_line"].as_str().unwrap().starts_with("Stats: vir:1"));
+        assert!(
+            lines[1]["stats_line"]
+                .as_str()
+                .unwrap()
+                .starts_with("Stats: vir:1")
+        );
     }
 
     #[test]

@@ -247,7 +247,11 @@ impl Mta {
 
     /// Runs sendmail in the namespace with `args`, synchronously, at most
     /// `timeout` (then it is killed and an error returned).
-    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, args: &[S], timeout: Duration) -> io::Result<RunOutput> {
+    pub fn run<S: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[S],
+        timeout: Duration,
+    ) -> io::Result<RunOutput> {
         let n = RUN_COUNTER.fetch_add(1, Ordering::SeqCst);
         run_bounded(self.command(args), &self.log, &format!("run{n}"), timeout)
     }
@@ -307,7 +311,10 @@ impl Mta {
     /// Runs instance B once, synchronously: `-qf` on `queue` (add `-v` in
     /// `extra` for the SMTP transcript, `-qI<id>` to select ids).
     pub fn run_b_once(&self, queue: &Path, extra: &[&str]) -> io::Result<RunOutput> {
-        let mut args = vec![format!("-OQueueDirectory={}", queue.display()), "-qf".to_string()];
+        let mut args = vec![
+            format!("-OQueueDirectory={}", queue.display()),
+            "-qf".to_string(),
+        ];
         args.extend(extra.iter().map(|s| s.to_string()));
         self.run(&args, Duration::from_secs(120))
     }
@@ -353,7 +360,10 @@ impl Mta {
     /// `sendmail -bp` (mailq) on `queue`.
     pub fn mailq(&self, queue: &Path) -> io::Result<RunOutput> {
         self.run(
-            &[format!("-OQueueDirectory={}", queue.display()), "-bp".to_string()],
+            &[
+                format!("-OQueueDirectory={}", queue.display()),
+                "-bp".to_string(),
+            ],
             Duration::from_secs(30),
         )
     }
@@ -361,7 +371,12 @@ impl Mta {
 
 /// Runs `cmd` with stdout/stderr sent to files in `log_dir` (pipes could be
 /// inherited by a daemonizing child and block us), bounded by `timeout`.
-pub fn run_bounded(mut cmd: Command, log_dir: &Path, tag: &str, timeout: Duration) -> io::Result<RunOutput> {
+pub fn run_bounded(
+    mut cmd: Command,
+    log_dir: &Path,
+    tag: &str,
+    timeout: Duration,
+) -> io::Result<RunOutput> {
     let out_path = log_dir.join(format!("{tag}.stdout"));
     let err_path = log_dir.join(format!("{tag}.stderr"));
     cmd.stdout(fs::File::create(&out_path)?)
@@ -478,7 +493,13 @@ impl Drop for QueueRunner {
 
 /// First line of a sendmail pid file.
 pub fn read_pid_file(path: &Path) -> Option<u32> {
-    fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+    fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Process state letter from /proc (None if gone).
@@ -501,15 +522,15 @@ pub fn descendants(pid: u32) -> Vec<u32> {
             let Some(p) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat")) {
-                if let Some(close) = stat.rfind(')') {
-                    let mut f = stat[close + 1..].split_whitespace();
-                    let state = f.next().unwrap_or("");
-                    if let Some(ppid) = f.next().and_then(|s| s.parse::<u32>().ok()) {
-                        if state != "Z" {
-                            parent_of.push((p, ppid));
-                        }
-                    }
+            if let Ok(stat) = fs::read_to_string(format!("/proc/{p}/stat"))
+                && let Some(close) = stat.rfind(')')
+            {
+                let mut f = stat[close + 1..].split_whitespace();
+                let state = f.next().unwrap_or("");
+                if let Some(ppid) = f.next().and_then(|s| s.parse::<u32>().ok())
+                    && state != "Z"
+                {
+                    parent_of.push((p, ppid));
                 }
             }
         }
@@ -544,7 +565,8 @@ pub fn sigterm(pid: u32) {
     signal(pid, "TERM");
 }
 
-fn wait_gone_or_kill(pids: &[u32], grace: Duration) {
+/// Waits up to `grace` for all `pids` to be gone (or zombies), then SIGKILLs the rest.
+pub fn wait_gone_or_kill(pids: &[u32], grace: Duration) {
     let deadline = Instant::now() + grace;
     while pids.iter().any(|&p| process_alive(p)) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
@@ -569,7 +591,9 @@ pub type Attachment<'a> = Option<(&'a str, &'a [u8])>;
 pub fn compose(from: &str, to: &str, subject: &str, body: &str, attachment: Attachment) -> Vec<u8> {
     let body = crlf(body);
     let mut m = String::new();
-    m.push_str(&format!("From: <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"));
+    m.push_str(&format!(
+        "From: <{from}>\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n"
+    ));
     match attachment {
         None => {
             m.push_str("Content-Type: text/plain; charset=us-ascii\r\n");
@@ -656,8 +680,20 @@ pub fn send_data(port: u16, from: &str, to: &str, data: &[u8]) -> io::Result<Str
 }
 
 /// Composes and sends one message; returns sendmail's queue id.
-pub fn send(port: u16, from: &str, to: &str, subject: &str, body: &str, attachment: Attachment) -> io::Result<String> {
-    send_data(port, from, to, &compose(from, to, subject, body, attachment))
+pub fn send(
+    port: u16,
+    from: &str,
+    to: &str,
+    subject: &str,
+    body: &str,
+    attachment: Attachment,
+) -> io::Result<String> {
+    send_data(
+        port,
+        from,
+        to,
+        &compose(from, to, subject, body, attachment),
+    )
 }
 
 /// Extracts `<ID>` from swaks's transcript line
@@ -689,7 +725,12 @@ fn prefixed_ids(dir: &Path, prefix: &str) -> Vec<String> {
     let mut ids: Vec<String> = fs::read_dir(dir)
         .map(|rd| {
             rd.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_prefix(prefix)).map(str::to_string))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix(prefix))
+                        .map(str::to_string)
+                })
                 .filter(|id| !id.is_empty())
                 .collect()
         })
@@ -705,7 +746,11 @@ pub fn entry_files(dir: &Path) -> Vec<String> {
             rd.flatten()
                 .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
                 .filter_map(|e| e.file_name().to_str().map(str::to_string))
-                .filter(|n| ["qf", "df", "tf", "xf", "Qf", "hf", "Tf"].iter().any(|p| n.starts_with(p)))
+                .filter(|n| {
+                    ["qf", "df", "tf", "xf", "Qf", "hf", "Tf"]
+                        .iter()
+                        .any(|p| n.starts_with(p))
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -729,12 +774,24 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(B64[(n >> 18) as usize & 63] as char);
         out.push(B64[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { B64[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { B64[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            B64[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            B64[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }

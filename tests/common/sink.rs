@@ -378,7 +378,11 @@ fn serve(stream: TcpStream, messages: &Messages) -> std::io::Result<()> {
                     if raw == b".\r\n" || raw == b".\n" {
                         break;
                     }
-                    let unstuffed = if raw.starts_with(b".") { &raw[1..] } else { &raw[..] };
+                    let unstuffed = if raw.starts_with(b".") {
+                        &raw[1..]
+                    } else {
+                        &raw[..]
+                    };
                     if data.len() + unstuffed.len() > MAX_MESSAGE {
                         too_big = true;
                     } else {
@@ -386,7 +390,10 @@ fn serve(stream: TcpStream, messages: &Messages) -> std::io::Result<()> {
                     }
                 }
                 if too_big {
-                    reply(&mut writer, "552 5.3.4 message too big for the test sink\r\n")?;
+                    reply(
+                        &mut writer,
+                        "552 5.3.4 message too big for the test sink\r\n",
+                    )?;
                 } else {
                     let n = {
                         let mut all = messages.lock().unwrap();
@@ -398,7 +405,10 @@ fn serve(stream: TcpStream, messages: &Messages) -> std::io::Result<()> {
                         });
                         all.len()
                     };
-                    reply(&mut writer, &format!("250 2.0.0 Ok: queued as SINK{n:06}\r\n"))?;
+                    reply(
+                        &mut writer,
+                        &format!("250 2.0.0 Ok: queued as SINK{n:06}\r\n"),
+                    )?;
                 }
                 from = None;
                 rcpts.clear();

@@ -58,7 +58,10 @@ impl TestSpool {
                     "from client.test (localhost [127.0.0.1])\n\tby mta.pipeline.test (8.17.1.9/8.17.1.9) with ESMTP id {id}\n\tfor <rcpt@dest.test>; Sat, 21 Nov 2026 23:23:53 GMT"
                 ),
             ),
-            ("Date".to_string(), "Sat, 21 Nov 2026 23:23:53 +0000".to_string()),
+            (
+                "Date".to_string(),
+                "Sat, 21 Nov 2026 23:23:53 +0000".to_string(),
+            ),
             ("From".to_string(), "sender@client.test".to_string()),
             ("To".to_string(), "rcpt@dest.test".to_string()),
         ];

@@ -1,0 +1,122 @@
+//! Builders for the scan tests: encoders (the crate only needs decoders) and
+//! hostile nestings.
+
+use std::fmt::Write as _;
+
+/// Base64 in 76-character lines, as mail clients send it.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::new();
+    for (index, chunk) in data.chunks(3).enumerate() {
+        if index > 0 && index % 19 == 0 {
+            encoded.push('\n');
+        }
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let group = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]);
+        for position in 0..4 {
+            if position <= chunk.len() {
+                let sextet = (group >> (18 - 6 * position)) & 0x3f;
+                encoded.push(char::from(ALPHABET[sextet as usize]));
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    encoded
+}
+
+/// Quoted-printable that escapes every byte but letters and digits, with a
+/// soft line break every 60 characters, so nothing survives undecoded.
+pub fn quoted_printable(data: &[u8]) -> String {
+    let mut encoded = String::new();
+    let mut line_length = 0;
+    for &byte in data {
+        if byte.is_ascii_alphanumeric() {
+            encoded.push(char::from(byte));
+            line_length += 1;
+        } else {
+            let _ = write!(encoded, "={byte:02X}");
+            line_length += 3;
+        }
+        if line_length >= 60 {
+            encoded.push_str("=\n");
+            line_length = 0;
+        }
+    }
+    encoded
+}
+
+/// A classic `begin 644 <name>` ... `end` block.
+pub fn uuencode(name: &str, data: &[u8]) -> String {
+    let char_of = |sextet: u32| {
+        char::from(if sextet == 0 {
+            b'`'
+        } else {
+            sextet as u8 + b' '
+        })
+    };
+    let mut encoded = format!("begin 644 {name}\n");
+    for line in data.chunks(45) {
+        encoded.push(char_of(line.len() as u32));
+        for chunk in line.chunks(3) {
+            let group = u32::from_be_bytes([
+                0,
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ]);
+            for position in 0..4 {
+                encoded.push(char_of((group >> (18 - 6 * position)) & 0x3f));
+            }
+        }
+        encoded.push('\n');
+    }
+    encoded.push_str("`\nend\n");
+    encoded
+}
+
+/// A message whose body is `levels` multiparts, each holding the next.
+pub fn nested_multiparts(levels: usize) -> Vec<u8> {
+    let mut message = String::from("Subject: deep multiparts\n");
+    for level in 0..levels {
+        let _ = write!(
+            message,
+            "Content-Type: multipart/mixed; boundary=\"level{level}\"\n\n--level{level}\n"
+        );
+    }
+    message.push_str("Content-Type: text/plain\n\nbottom\n");
+    for level in (0..levels).rev() {
+        let _ = writeln!(message, "--level{level}--");
+    }
+    message.into_bytes()
+}
+
+/// A message holding a message/rfc822 holding one ... `levels` deep.
+pub fn nested_messages(levels: usize) -> Vec<u8> {
+    let mut message = String::from("Subject: deep messages\n");
+    for _ in 0..levels {
+        message.push_str("Content-Type: message/rfc822\n\nSubject: inner\n");
+    }
+    message.push_str("\nbottom\n");
+    message.into_bytes()
+}
+
+#[test]
+fn encoders_round_trip_through_the_decoders() {
+    use super::transfer::{TransferEncoding, decode_base64};
+    use super::uuencode::uu_files;
+
+    let data: Vec<u8> = (0..=255).chain(0..100).collect();
+    assert_eq!(decode_base64(base64(&data).as_bytes()), data);
+    let qp = quoted_printable(&data);
+    assert_eq!(
+        &*TransferEncoding::QuotedPrintable.decode(qp.as_bytes()),
+        data
+    );
+    let uu = uuencode("x.bin", &data);
+    assert_eq!(uu_files(uu.as_bytes()).next().unwrap().data, data);
+}
