@@ -10,6 +10,7 @@ pub mod lockfile;
 pub mod log;
 pub mod queue;
 pub mod report;
+pub mod rules;
 pub mod scan;
 pub mod supervisor;
 pub mod timefmt;
