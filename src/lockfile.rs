@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -18,6 +19,8 @@ use crate::queue::{Spool, durable};
 pub enum LockError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("{0:?} is not one of: {1}")]
+    UnknownName(String, String),
     #[error("{process} is already running as pid {pid} ({path})")]
     AlreadyRunning {
         process: String,
@@ -178,6 +181,86 @@ pub fn queue_lock_holder(spool: &Spool, queue: &str) -> Result<Option<Holder>> {
     }
 }
 
+/// The names an admin asked for, with `all` standing for every name in `known`; a name
+/// that is not known is refused.
+pub fn expand_names(requested: &[String], known: &[String]) -> Result<Vec<String>> {
+    if requested.iter().any(|name| name == "all") {
+        return Ok(known.to_vec());
+    }
+    for name in requested {
+        if !known.contains(name) {
+            return Err(LockError::UnknownName(name.clone(), known.join(" ")));
+        }
+    }
+    Ok(requested.to_vec())
+}
+
+/// What `lock_queues` achieved.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockQueuesOutcome {
+    /// Every queue is locked: `(queue, Some(earlier admin holder))` for queues that an
+    /// admin had locked already, `None` for those this call locked.
+    Locked(Vec<(String, Option<Holder>)>),
+    /// A queue was still held by a running pass at the deadline; the locks this call
+    /// took were released again, so nothing is left half locked.
+    TimedOut { queue: String, holder: Holder },
+}
+
+/// Takes the admin lock (`holder`, pid 0 for a lock that outlasts the caller) of every
+/// queue, waiting up to `timeout` in all for running passes to release them.
+pub fn lock_queues(
+    spool: &Spool,
+    queues: &[String],
+    holder: &Holder,
+    timeout: Duration,
+) -> Result<LockQueuesOutcome> {
+    let deadline = Instant::now() + timeout;
+    let mut locked = Vec::new();
+    for queue in queues {
+        loop {
+            match try_lock_queue(spool, queue, holder)? {
+                QueueLockOutcome::Taken(lock) => {
+                    lock.keep();
+                    locked.push((queue.clone(), None));
+                }
+                QueueLockOutcome::Held(other) if other.pid == 0 => {
+                    locked.push((queue.clone(), Some(other)));
+                }
+                QueueLockOutcome::Held(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                QueueLockOutcome::Held(other) => {
+                    for (taken, earlier) in &locked {
+                        if earlier.is_none() {
+                            unlock_queue(spool, taken)?;
+                        }
+                    }
+                    return Ok(LockQueuesOutcome::TimedOut {
+                        queue: queue.clone(),
+                        holder: other,
+                    });
+                }
+            }
+            break;
+        }
+    }
+    Ok(LockQueuesOutcome::Locked(locked))
+}
+
+/// Waits up to `timeout` until none of `processes` runs (pid file gone or naming a dead
+/// process); returns those still running.
+pub fn wait_stopped(spool: &Spool, processes: &[String], timeout: Duration) -> Vec<String> {
+    let running = |process: &&String| {
+        read_pid_file(&spool.pid_file(process)).is_some_and(process_alive)
+    };
+    let deadline = Instant::now() + timeout;
+    while processes.iter().any(|p| running(&p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    processes.iter().filter(running).cloned().collect()
+}
+
 /// Asks `process` to exit after its current pass.
 pub fn request_stop(spool: &Spool, process: &str) -> Result<()> {
     let path = spool.stop_file(process);
@@ -313,6 +396,31 @@ mod tests {
     }
 
     #[test]
+    fn lock_queues_releases_what_it_took_when_one_queue_stays_busy() {
+        let (_dir, spool) = spool();
+        let admin = Holder {
+            pid: 0,
+            name: "lock by test".into(),
+        };
+        let queues = expand_names(&["all".to_string()], &spool.feed_queue_names()).unwrap();
+        assert_eq!(queues, ["feed1", "feed2"]);
+        assert!(expand_names(&["feed9".to_string()], &queues).is_err());
+        let QueueLockOutcome::Taken(busy) = try_lock_queue(&spool, "feed2", &me()).unwrap() else {
+            panic!("feed2 must lock");
+        };
+        let outcome = lock_queues(&spool, &queues, &admin, Duration::from_millis(200)).unwrap();
+        assert!(matches!(outcome, LockQueuesOutcome::TimedOut { ref queue, .. } if queue == "feed2"));
+        assert!(queue_lock_holder(&spool, "feed1").unwrap().is_none(), "feed1 released again");
+        drop(busy);
+        let outcome = lock_queues(&spool, &queues, &admin, Duration::from_millis(200)).unwrap();
+        assert_eq!(
+            outcome,
+            LockQueuesOutcome::Locked(vec![("feed1".into(), None), ("feed2".into(), None)])
+        );
+        assert_eq!(queue_lock_holder(&spool, "feed1").unwrap(), Some(admin));
+    }
+
+    #[test]
     fn stop_free_and_pid_files() {
         let (_dir, spool) = spool();
         assert!(!stop_requested(&spool, "feed1"));
@@ -326,7 +434,10 @@ mod tests {
             read_pid_file(&spool.pid_file("feed")),
             Some(std::process::id() as i32)
         );
+        let running = wait_stopped(&spool, &["feed".to_string()], Duration::from_millis(100));
+        assert_eq!(running, ["feed"], "this process holds the pid file");
         drop(pid);
         assert!(!spool.pid_file("feed").exists());
+        assert!(wait_stopped(&spool, &["feed".to_string()], Duration::ZERO).is_empty());
     }
 }

@@ -695,15 +695,18 @@ fn sie_end_to_end_with_real_sendmail() {
     );
 }
 
-/// Captures real sendmail queue files as fixtures. Not part of the normal run:
-/// `SIE_CAPTURE_DIR=tests/data/real cargo test --test e2e_sendmail -- --ignored capture_real_queue_files`
+/// The fixtures in `tests/data/real` are still what this sendmail writes: the same
+/// messages queued now give control files with the same records, in the same order, that
+/// SIE parses and writes back byte for byte. To refresh the fixtures:
+/// `SIE_CAPTURE_DIR=tests/data/real cargo test --test e2e_sendmail fixtures_match`
 #[test]
-#[ignore = "writes fixtures; run by hand with SIE_CAPTURE_DIR set"]
-fn capture_real_queue_files() {
+fn fixtures_match_what_sendmail_writes_now() {
     require_tools();
-    let out_dir = PathBuf::from(std::env::var("SIE_CAPTURE_DIR").expect("set SIE_CAPTURE_DIR"));
-    fs::create_dir_all(&out_dir).unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    let out_dir = std::env::var("SIE_CAPTURE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().join("captured"));
+    fs::create_dir_all(&out_dir).unwrap();
     let q_in = tmp.path().join("queues/in");
     fs::create_dir_all(&q_in).unwrap();
     let sink = Sink::start();
@@ -767,6 +770,37 @@ fn capture_real_queue_files() {
         }
     }
     fs::write(out_dir.join("MANIFEST"), &manifest).unwrap();
-    println!("captured into {}:\n{manifest}", out_dir.display());
     assert_eq!(sink.count(), 0);
+
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");
+    let committed = fs::read_to_string(fixtures.join("MANIFEST")).unwrap();
+    for (line, (new_id, kind)) in committed.lines().zip(manifest.lines().map(|l| l.split_once(' ').unwrap())) {
+        let (old_id, old_kind) = line.split_once(' ').unwrap();
+        assert_eq!(old_kind, kind, "MANIFEST order");
+        let old = fs::read(fixtures.join(format!("qf{old_id}"))).unwrap();
+        let new = fs::read(out_dir.join(format!("qf{new_id}"))).unwrap();
+        for qf in [&old, &new] {
+            let parsed = sie::queue::qf::ControlFile::parse(qf).unwrap();
+            assert_eq!(&parsed.to_bytes(), qf, "{kind}: parse + write is byte-identical");
+        }
+        assert_eq!(record_shape(&old), record_shape(&new), "{kind}: record layout changed");
+        assert_eq!(
+            fs::read(fixtures.join(format!("df{old_id}"))).unwrap(),
+            fs::read(out_dir.join(format!("df{new_id}"))).unwrap(),
+            "{kind}: df"
+        );
+    }
+}
+
+/// The record types of a control file in order, with header names for `H` records:
+/// what stays the same when the same message is queued again.
+fn record_shape(qf: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(qf)
+        .lines()
+        .filter(|line| !line.starts_with([' ', '\t']))
+        .map(|line| match line.strip_prefix('H') {
+            Some(header) => format!("H{}", header.split(':').next().unwrap_or("")),
+            None => line.chars().take(1).collect(),
+        })
+        .collect()
 }

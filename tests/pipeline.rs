@@ -304,3 +304,32 @@ fn an_admin_lock_holds_the_work_loop_until_unlocked() {
     );
     assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));
 }
+
+#[test]
+fn real_sendmail_entries_pass_through_byte_for_byte() {
+    let spool = TestSpool::new();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");
+    let manifest = fs::read_to_string(fixtures.join("MANIFEST")).unwrap();
+    let ids: Vec<&str> = manifest.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    for id in &ids {
+        for kind in ["df", "qf"] {
+            fs::copy(fixtures.join(format!("{kind}{id}")), spool.queue("in").join(format!("{kind}{id}"))).unwrap();
+        }
+    }
+    let mut sie = spool.start_sie();
+    let mut want: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    want.sort();
+    let arrived = wait_until(Duration::from_secs(30), || spool.ids("out") == want);
+    assert_eq!(terminate(&mut sie, Duration::from_secs(30)), Some(0));
+    assert!(arrived, "out: {:?}", spool.ids("out"));
+    for id in &ids {
+        for kind in ["df", "qf"] {
+            let name = format!("{kind}{id}");
+            assert_eq!(
+                fs::read(spool.queue("out").join(&name)).unwrap(),
+                fs::read(fixtures.join(&name)).unwrap(),
+                "{name} is unchanged by the trip through SIE"
+            );
+        }
+    }
+}

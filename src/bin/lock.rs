@@ -3,21 +3,21 @@
 //! `lock <queue>...|all` takes `sie/locks/lock.<queue>` for each named work queue
 //! (`all`: feed1..N) as an admin lock (holder pid 0, `lock by <user> at <date>`), which
 //! lasts until `unlock`. While a work process holds a queue's lock (a pass is scanning),
-//! `lock` waits for it, polling every 100 ms, up to `--timeout` seconds in all. A
-//! queue already locked by an admin counts as locked. If some queue cannot be locked in
-//! time, the locks this run took are released again, so a script's `lock all &&
-//! update && unlock all` never leaves half the queues locked. Prints each queue locked.
+//! `lock` waits for it, up to `--timeout` seconds in all. A queue already locked by an
+//! admin counts as locked. If some queue cannot be locked in time, the locks this run
+//! took are released again, so a script's `lock all && update && unlock all` never
+//! leaves half the queues locked. Prints each queue locked.
 //!
 //! FILES: `<spool>/sie/locks/lock.<queue>`.
 //! EXIT STATUS: 0 all locked; 1 timed out (nothing left locked by this run); 2 fatal.
 //! SECURITY: run as the spool's owner; needs write access to `sie/locks`.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use sie::cli::{EXIT_FINDINGS, EXIT_OK, SpoolArgs};
-use sie::lockfile::{Holder, QueueLockOutcome, try_lock_queue, unlock_queue};
+use sie::lockfile::{Holder, LockQueuesOutcome, expand_names, lock_queues};
 
 /// Lock work queues (multi-queue admin lock), waiting while a pass holds them.
 #[derive(Parser)]
@@ -41,77 +41,29 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (_config, spool) = args.common.open()?;
-    let queues = work_queues(&args.queues, spool.feed_queue_names())?;
+    let queues = expand_names(&args.queues, &spool.feed_queue_names())?;
+    let user = std::env::var("USER").unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid()));
     let holder = Holder {
         pid: 0,
-        name: format!(
-            "lock by {} at {}",
-            user(),
-            sie::timefmt::log_date(chrono::Local::now())
-        ),
+        name: format!("lock by {user} at {}", sie::timefmt::log_date(chrono::Local::now())),
     };
-    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout.max(0.0));
-    let mut taken = Vec::new();
-    for queue in &queues {
-        loop {
-            match try_lock_queue(&spool, queue, &holder)? {
-                QueueLockOutcome::Taken(lock) => {
-                    lock.keep();
-                    taken.push(queue);
-                    println!("{queue} locked ({})", holder.name);
-                }
-                QueueLockOutcome::Held(other) if other.pid == 0 => {
-                    println!("{queue} already locked ({})", other.name);
-                }
-                QueueLockOutcome::Held(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(100));
-                    continue;
-                }
-                QueueLockOutcome::Held(other) => {
-                    eprintln!(
-                        "lock: {queue}: still held by pid {} ({}) after {}s",
-                        other.pid, other.name, args.timeout
-                    );
-                    for queue in taken {
-                        unlock_queue(&spool, queue)?;
-                        eprintln!("lock: {queue}: released again");
-                    }
-                    return Ok(ExitCode::from(EXIT_FINDINGS));
+    let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
+    match lock_queues(&spool, &queues, &holder, timeout)? {
+        LockQueuesOutcome::Locked(locked) => {
+            for (queue, earlier) in locked {
+                match earlier {
+                    None => println!("{queue} locked ({})", holder.name),
+                    Some(other) => println!("{queue} already locked ({})", other.name),
                 }
             }
-            break;
+            Ok(ExitCode::from(EXIT_OK))
+        }
+        LockQueuesOutcome::TimedOut { queue, holder } => {
+            eprintln!(
+                "lock: {queue}: still held by pid {} ({}) after {}s; nothing left locked",
+                holder.pid, holder.name, args.timeout
+            );
+            Ok(ExitCode::from(EXIT_FINDINGS))
         }
     }
-    Ok(ExitCode::from(EXIT_OK))
-}
-
-/// `all`, or the named queues, each of which must be a work queue.
-fn work_queues(names: &[String], all: Vec<String>) -> anyhow::Result<Vec<String>> {
-    if names.iter().any(|n| n == "all") {
-        return Ok(all);
-    }
-    for name in names {
-        anyhow::ensure!(
-            all.contains(name),
-            "{name:?} is not a work queue ({})",
-            all.join(" ")
-        );
-    }
-    Ok(names.to_vec())
-}
-
-/// Who is locking: `$USER`, `$LOGNAME`, else the uid.
-fn user() -> String {
-    use std::os::unix::fs::MetadataExt;
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            Some(format!(
-                "uid {}",
-                std::fs::metadata("/proc/self").ok()?.uid()
-            ))
-        })
-        .unwrap_or_else(|| "unknown".into())
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sie::cli::{EXIT_FINDINGS, EXIT_OK, SpoolArgs};
-use sie::queue::{LockOutcome, list_dir, lock_entry, move_entry, select::IdPatterns};
+use sie::queue::select::{IdPatterns, MoveOutcome, move_matching};
 
 /// Move queue entries between queues by id or pattern, with sendmail locking.
 #[derive(Parser)]
@@ -43,46 +43,22 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (_config, spool) = args.common.open()?;
-    let (from, to) = (spool.queue_dir(&args.from)?, spool.queue_dir(&args.to)?);
-    anyhow::ensure!(
-        from != to,
-        "{} and {} are the same queue",
-        args.from,
-        args.to
-    );
-    let listing = list_dir(&from)?;
-    let chosen = IdPatterns::new(&args.ids)?.select(&listing.entries);
-    if chosen.is_empty() {
-        eprintln!(
-            "qtool: no entry of {} matches {}",
-            args.from,
-            args.ids.join(" ")
-        );
+    anyhow::ensure!(args.from != args.to, "{} and {} are the same queue", args.from, args.to);
+    let outcomes = move_matching(&spool, &args.from, &args.to, &IdPatterns::new(&args.ids)?)?;
+    if outcomes.is_empty() {
+        eprintln!("qtool: no entry of {} matches {}", args.from, args.ids.join(" "));
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     let mut out = std::io::stdout().lock();
     let mut skipped = 0;
-    for entry in chosen {
-        let why = match lock_entry(&from, &entry.id) {
-            Ok(LockOutcome::Locked(mut locked)) => match move_entry(&spool, &mut locked, &to) {
-                Ok(()) => {
-                    writeln!(out, "{} {} -> {}", entry.id, args.from, args.to)?;
-                    continue;
-                }
-                Err(e) => e.to_string(),
-            },
-            Ok(LockOutcome::Incomplete(_)) => "incomplete control file (being written?)".into(),
-            Ok(LockOutcome::Busy) => "in use (locked by the MTA or SIE)".into(),
-            Ok(LockOutcome::Replaced) => "control file replaced since listed".into(),
-            Ok(LockOutcome::Vanished) => "gone since listed".into(),
-            Err(e) => e.to_string(),
-        };
-        eprintln!("qtool: {}: skipped: {why}", entry.id);
-        skipped += 1;
+    for (id, outcome) in outcomes {
+        match outcome {
+            MoveOutcome::Moved => writeln!(out, "{id} {} -> {}", args.from, args.to)?,
+            MoveOutcome::Skipped(why) => {
+                eprintln!("qtool: {id}: skipped: {why}");
+                skipped += 1;
+            }
+        }
     }
-    Ok(ExitCode::from(if skipped > 0 {
-        EXIT_FINDINGS
-    } else {
-        EXIT_OK
-    }))
+    Ok(ExitCode::from(if skipped > 0 { EXIT_FINDINGS } else { EXIT_OK }))
 }

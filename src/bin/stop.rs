@@ -11,11 +11,11 @@
 //! SECURITY: run as the spool's owner; needs write access to `sie/locks`.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Parser;
 use sie::cli::{EXIT_FINDINGS, EXIT_OK, SpoolArgs};
-use sie::lockfile::{clear_stop, process_alive, read_pid_file, request_stop};
+use sie::lockfile::{clear_stop, expand_names, request_stop, wait_stopped};
 
 /// Stop SIE processes cleanly through stop files.
 #[derive(Parser)]
@@ -45,46 +45,24 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (_config, spool) = args.common.open()?;
-    let mut all = vec!["sie".to_string(), "feed".to_string()];
-    all.extend(spool.feed_queue_names());
-    let processes = match args.processes.iter().any(|p| p == "all") {
-        true => all.clone(),
-        false => args.processes.clone(),
-    };
+    let mut known = vec!["sie".to_string(), "feed".to_string()];
+    known.extend(spool.feed_queue_names());
+    let processes = expand_names(&args.processes, &known)?;
     for process in &processes {
-        anyhow::ensure!(
-            all.contains(process),
-            "{process:?} is not one of: {}",
-            all.join(" ")
-        );
         if args.cancel {
             let had = clear_stop(&spool, process)?;
-            println!(
-                "{process}: {}",
-                if had {
-                    "stop cancelled"
-                } else {
-                    "no stop pending"
-                }
-            );
+            println!("{process}: {}", if had { "stop cancelled" } else { "no stop pending" });
         } else {
             request_stop(&spool, process)?;
             println!("{process}: stop requested");
         }
     }
-    let running = |p: &&String| {
-        read_pid_file(&spool.pid_file(p)).is_some_and(|pid| pid > 0 && process_alive(pid))
-    };
-    let deadline = Instant::now() + Duration::from_secs_f64(args.timeout.max(0.0));
-    while args.wait && processes.iter().any(|p| running(&p)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
+    if !args.wait {
+        return Ok(ExitCode::from(EXIT_OK));
     }
-    let left: Vec<&String> = processes.iter().filter(running).collect();
-    if args.wait && !left.is_empty() {
-        for p in left {
-            eprintln!("stop: {p} still running after {}s", args.timeout);
-        }
-        return Ok(ExitCode::from(EXIT_FINDINGS));
+    let running = wait_stopped(&spool, &processes, Duration::from_secs_f64(args.timeout.max(0.0)));
+    for process in &running {
+        eprintln!("stop: {process} still running after {}s", args.timeout);
     }
-    Ok(ExitCode::from(EXIT_OK))
+    Ok(ExitCode::from(if running.is_empty() { EXIT_OK } else { EXIT_FINDINGS }))
 }

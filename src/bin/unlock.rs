@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sie::cli::{EXIT_FINDINGS, EXIT_OK, SpoolArgs};
-use sie::lockfile::{queue_lock_holder, unlock_queue};
+use sie::lockfile::{expand_names, queue_lock_holder, unlock_queue};
 
 /// Unlock work queues locked with `lock`.
 #[derive(Parser)]
@@ -37,17 +37,9 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (_config, spool) = args.common.open()?;
-    let all = spool.feed_queue_names();
-    let queues = match args.queues.iter().any(|q| q == "all") {
-        true => all,
-        false => args.queues.clone(),
-    };
+    let queues = expand_names(&args.queues, &spool.feed_queue_names())?;
     let mut kept = 0;
     for queue in &queues {
-        anyhow::ensure!(
-            spool.feed_queue_names().contains(queue),
-            "{queue:?} is not a work queue"
-        );
         match queue_lock_holder(&spool, queue)? {
             None => println!("{queue} was not locked"),
             Some(h) if h.pid > 0 && !h.is_stale() && !args.force => {

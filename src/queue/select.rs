@@ -1,8 +1,9 @@
-//! Choosing entries by id or shell-style pattern (`*`, `?`), for the admin tools.
+//! Choosing entries by id or shell-style pattern (`*`, `?`), and moving the chosen
+//! ones between queues with sendmail's locking, for the admin tools.
 
 use regex::Regex;
 
-use super::{Entry, Error, Result};
+use super::{Entry, Error, LockOutcome, QueueId, Result, Spool, list_dir, lock_entry, move_entry};
 
 /// A set of id patterns; an entry matches when any pattern matches its whole id.
 #[derive(Debug)]
@@ -47,6 +48,44 @@ impl IdPatterns {
             .filter(|e| self.matches(e.id.as_str()))
             .collect()
     }
+}
+
+/// What became of one entry chosen for a move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MoveOutcome {
+    Moved,
+    /// Left where it was, with the reason.
+    Skipped(String),
+}
+
+/// Moves every entry of queue `from` whose id matches to queue `to`, oldest first. An
+/// entry in use (flocked by the MTA or SIE), incomplete, gone, or whose id `to` already
+/// holds is skipped with its reason; nothing is ever waited for or overwritten.
+pub fn move_matching(
+    spool: &Spool,
+    from: &str,
+    to: &str,
+    patterns: &IdPatterns,
+) -> Result<Vec<(QueueId, MoveOutcome)>> {
+    let (from_dir, to_dir) = (spool.queue_dir(from)?, spool.queue_dir(to)?);
+    let listing = list_dir(&from_dir)?;
+    let mut outcomes = Vec::new();
+    for entry in patterns.select(&listing.entries) {
+        let outcome = match lock_entry(&from_dir, &entry.id)? {
+            LockOutcome::Locked(mut locked) => match move_entry(spool, &mut locked, &to_dir) {
+                Ok(()) => MoveOutcome::Moved,
+                Err(e) => MoveOutcome::Skipped(e.to_string()),
+            },
+            LockOutcome::Incomplete(_) => {
+                MoveOutcome::Skipped("incomplete control file (being written?)".into())
+            }
+            LockOutcome::Busy => MoveOutcome::Skipped("in use (locked by the MTA or SIE)".into()),
+            LockOutcome::Replaced => MoveOutcome::Skipped("control file replaced since listed".into()),
+            LockOutcome::Vanished => MoveOutcome::Skipped("gone since listed".into()),
+        };
+        outcomes.push((entry.id.clone(), outcome));
+    }
+    Ok(outcomes)
 }
 
 #[cfg(test)]
