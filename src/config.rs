@@ -72,6 +72,18 @@ impl QueueTiming {
     }
 }
 
+/// How the feed chooses among the queues that admit a message (`run.feed_policy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedPolicy {
+    /// The queue with the fewest bytes queued.
+    #[default]
+    Bytes,
+    /// The queue where the message is predicted to be scanned soonest, from
+    /// `free.<queue>` and the queue's `t00/t0/ts` (see `feed::eta_queue`).
+    Eta,
+}
+
 /// Settings re-read before every pass.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -85,6 +97,8 @@ pub struct RunConfig {
     /// Queues 1..=nq take any size within their limit; queues above nq take only
     /// messages bigger than every lower queue's limit.
     pub nq: usize,
+    /// `"bytes"` (least bytes queued) or `"eta"` (soonest predicted completion).
+    pub feed_policy: FeedPolicy,
     /// Seconds a work pass should take at most (the first message is always taken).
     pub maxpass: f64,
     /// Upper bound on messages per pass, whatever the timing predicts.
@@ -128,6 +142,7 @@ impl Default for RunConfig {
             loop_delay: 1.0,
             sizes: vec![2 << 20, 2 << 20, 2 << 20, 2 << 20, 0],
             nq: 4,
+            feed_policy: FeedPolicy::Bytes,
             maxpass: 5.0,
             max_batch: 256,
             orphan_age: 600.0,
@@ -380,6 +395,24 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = include_str!("../tools/sie.toml.example");
+        let config = Config::load(Some(&write(dir.path(), text))).unwrap();
+        let defaults = RunConfig::default();
+        assert_eq!(config.run.queue["feed1"], QueueTiming::default());
+        assert_eq!(
+            RunConfig {
+                queue: BTreeMap::new(),
+                ..config.run
+            },
+            defaults
+        );
+        assert_eq!(config.init.feed_queues, InitConfig::default().feed_queues);
+        assert_eq!(config.init.spool_root, InitConfig::default().spool_root);
+    }
+
+    #[test]
     fn a_file_overrides_some_keys() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(
@@ -412,6 +445,21 @@ mod tests {
         let path = write(dir.path(), "[run.queue.feed9]\nt0 = 1\n");
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains(":1:") && err.contains("feed9"), "{err}");
+    }
+
+    #[test]
+    fn feed_policy_defaults_to_bytes_and_a_bad_one_names_its_line() {
+        assert_eq!(RunConfig::default().feed_policy, FeedPolicy::Bytes);
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[run]\nfeed_policy = \"eta\"\n");
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.run.feed_policy, FeedPolicy::Eta);
+        let path = write(dir.path(), "[run]\nnq = 4\nfeed_policy = \"fastest\"\n");
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("sie.toml:3:") && err.contains("fastest") && err.contains("eta"),
+            "{err}"
+        );
     }
 
     #[test]
