@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod feed;
+pub mod inputs;
 pub mod lockfile;
 pub mod log;
 pub mod queue;

@@ -2,13 +2,13 @@
 //! that fits `maxpass`, scan it in parallel, release the lock, then move each message to
 //! its result queue with a result file, and log the `Stats:` line.
 
-use std::io::Read;
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::Local;
 use rayon::prelude::*;
 
 use crate::config::{QueueTiming, RunConfig};
+use crate::inputs::assemble_message;
 use crate::lockfile::{self, Holder, QueueLockOutcome};
 use crate::log::{ProcessLog, StatsLine};
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
@@ -237,28 +237,14 @@ fn scan_entry(entry: &LockedEntry, options: &ScanOptions) -> (Verdict, u64) {
         Ok(control) => control,
         Err(e) => return (error_verdict("bad-qf", &e.to_string()), entry.qf_len()),
     };
-    let mut message = control.header_section();
-    message.push(b'\n');
-    let header_len = message.len();
     let df_path = entry.df_path();
-    let read = std::fs::File::open(&df_path).and_then(|mut df| df.read_to_end(&mut message));
-    let bytes = entry.qf_len() + (message.len() - header_len) as u64;
-    match read {
-        Ok(_) => (scan_message(&message, options), bytes),
+    match assemble_message(&control, &df_path) {
+        Ok((message, df_bytes)) => (scan_message(&message, options), entry.qf_len() + df_bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-            error_verdict(
-                "missing-df",
-                &format!(
-                    "df{} is missing; sendmail would deliver an empty body",
-                    entry.id
-                ),
-            ),
-            bytes,
+            error_verdict("missing-df", &format!("df{} is missing; sendmail would deliver an empty body", entry.id)),
+            entry.qf_len(),
         ),
-        Err(e) => (
-            error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())),
-            bytes,
-        ),
+        Err(e) => (error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())), entry.qf_len()),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod clamav;
 pub mod exceptions;
+pub mod install;
 pub mod signatures;
 pub mod spam;
 
