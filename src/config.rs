@@ -116,12 +116,21 @@ pub struct RunConfig {
     pub queue: BTreeMap<String, QueueTiming>,
 }
 
+/// `[run.limits]`: what one message's scan may cost before it is `unscannable`
+/// (see `scan::Limits` for each).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
+    /// Nesting of MIME parts and archives, counted together.
     pub max_depth: usize,
+    /// Parts, uuencoded files and archive members per message.
     pub max_parts: usize,
+    /// Decoded and extracted bytes per message, all parts and members together.
     pub max_decoded_bytes: u64,
+    /// Bytes extracted from one archive member.
+    pub max_member_bytes: u64,
+    /// Wall-clock seconds per message; 0 means no limit.
+    pub max_scan_seconds: f64,
 }
 
 impl Default for LimitsConfig {
@@ -131,6 +140,8 @@ impl Default for LimitsConfig {
             max_depth: limits.max_depth,
             max_parts: limits.max_parts,
             max_decoded_bytes: limits.max_decoded_bytes,
+            max_member_bytes: limits.max_member_bytes,
+            max_scan_seconds: limits.max_scan_seconds,
         }
     }
 }
@@ -170,6 +181,8 @@ impl RunConfig {
                 max_depth: self.limits.max_depth,
                 max_parts: self.limits.max_parts,
                 max_decoded_bytes: self.limits.max_decoded_bytes,
+                max_member_bytes: self.limits.max_member_bytes,
+                max_scan_seconds: self.limits.max_scan_seconds,
             },
         }
     }

@@ -15,4 +15,6 @@ pub mod rules;
 pub mod scan;
 pub mod supervisor;
 pub mod timefmt;
+pub mod tune;
 pub mod work;
+pub mod corpus;
