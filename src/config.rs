@@ -201,6 +201,16 @@ impl RunConfig {
                 ));
             }
         }
+        let scan_seconds = self.limits.max_scan_seconds;
+        if !(scan_seconds.is_finite() && scan_seconds >= 0.0) {
+            return Err((
+                "max_scan_seconds",
+                "run.limits.max_scan_seconds must be 0 (no limit) or a positive number of seconds".into(),
+            ));
+        }
+        if self.limits.max_depth == 0 || self.limits.max_parts == 0 {
+            return Err(("limits", "run.limits.max_depth and max_parts must be at least 1".into()));
+        }
         if !(self.maxpass.is_finite() && self.maxpass > 0.0) {
             return Err((
                 "maxpass",

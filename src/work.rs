@@ -16,7 +16,7 @@ use crate::queue::{
     self, Entry, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result,
 };
 use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message};
-use crate::timefmt::pass_id;
+use crate::timefmt::{now_epoch, pass_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkError {
@@ -109,12 +109,13 @@ pub fn work_pass(
             Err(e) => log.line(&format!("Cannot move orphan df{}: {e}", orphan.id)),
         }
     }
-    let batch = plan_batch(
-        &listing.entries,
-        run.timing(queue),
-        run.maxpass,
-        run.max_batch,
-    );
+    let timing = run.timing(queue);
+    let batch = plan_batch(&listing.entries, timing, run.maxpass, run.max_batch);
+    // While the pass runs, free.<queue> says when it should end by the fitted timing,
+    // so the feed's eta policy sees a busy queue as busy.
+    let batch_bytes: u64 = listing.entries[..batch].iter().map(Entry::bytes).sum();
+    let predicted_end = now_epoch() + timing.predict(batch, batch_bytes) + run.loop_delay;
+    lockfile::write_free(spool, queue, predicted_end)?;
     let mut locked: Vec<LockedEntry> = Vec::with_capacity(batch);
     let mut broken: Vec<(LockedEntry, Verdict)> = Vec::new();
     for listed in &listing.entries[..batch] {

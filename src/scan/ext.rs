@@ -1,5 +1,6 @@
-//! Blocked attachment extensions: decides whether a file name, as a mail
-//! client or Windows would see it, ends in an extension on the `exts` list.
+//! Attachment and archive-member file names: whether one, as a mail client
+//! or Windows would see it, ends in an extension on the `exts` list, and how
+//! one is shown in a verdict's location.
 
 /// The `exts` setting when the config does not give one: extensions Windows
 /// runs, installs or interprets on a double click.
@@ -29,6 +30,50 @@ pub fn blocked_extension(name: &str, blocked: &[String]) -> Option<String> {
                 .iter()
                 .any(|entry| extension.eq_ignore_ascii_case(entry.trim_start_matches('.')))
         })
+}
+
+/// Characters of a name shown at most; longer names are cut, with `…`.
+const MAX_SHOWN_CHARS: usize = 200;
+
+/// `name` made safe to show: control characters, and the invisible and
+/// direction-changing format characters that make `exe.pdf` look like
+/// `fdp.exe` (U+202E) or hide parts of a name, are written as `\u{..}`
+/// escapes, an empty name is shown as `(no name)`, and a very long name is
+/// cut. The name is otherwise kept as given (`../../etc/passwd` stays so):
+/// it is only ever shown, never used as a path.
+pub fn display_name(name: &str) -> String {
+    if name.is_empty() {
+        return "(no name)".to_string();
+    }
+    let mut shown = String::with_capacity(name.len().min(4 * MAX_SHOWN_CHARS));
+    for (count, c) in name.chars().enumerate() {
+        if count == MAX_SHOWN_CHARS {
+            shown.push('…');
+            break;
+        }
+        if c.is_control() || is_invisible_format(c) {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// Unicode format characters that change how the text around them reads:
+/// bidirectional marks, embeddings, overrides and isolates, zero-width
+/// characters and the byte-order mark.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 fn last_extension(file_name: &str) -> Option<String> {
@@ -83,6 +128,21 @@ mod tests {
         assert_eq!(check("exe"), None);
         assert_eq!(check("README."), None);
         assert_eq!(check("..."), None);
+    }
+
+    #[test]
+    fn display_name_escapes_what_could_mislead() {
+        assert_eq!(display_name("invoice.pdf"), "invoice.pdf");
+        assert_eq!(display_name("../../etc/passwd"), "../../etc/passwd");
+        assert_eq!(display_name("a\nb\0"), "a\\u{a}b\\u{0}");
+        assert_eq!(
+            display_name("photo\u{202e}gpj.exe"),
+            "photo\\u{202e}gpj.exe"
+        );
+        assert_eq!(display_name(""), "(no name)");
+        let long = display_name(&"x".repeat(1000));
+        assert_eq!(long.chars().count(), MAX_SHOWN_CHARS + 1);
+        assert!(long.ends_with('…'));
     }
 
     #[test]

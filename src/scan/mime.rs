@@ -1,7 +1,7 @@
 //! MIME decomposition: walks a message's parts (nested multiparts, message/
 //! rfc822 attachments, uuencoded files in text) and hands each one to the
-//! scanners with its decoded bytes, file names and location, within the
-//! scan [`Limits`].
+//! scanners with its decoded bytes, file names, location and depth, drawing
+//! on the scan's [`Budget`].
 //!
 //! mail-parser reads the structure and the names (RFC 2047 and 2231 decoding
 //! included), but with transfer decoding switched off; `transfer` decodes
@@ -33,7 +33,8 @@ use std::panic::{self, AssertUnwindSafe};
 
 use mail_parser::{HeaderName, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
-use super::Limits;
+use super::ext::display_name;
+use super::limits::{Budget, Exceeded};
 use super::transfer::TransferEncoding;
 use super::uuencode::uu_files;
 
@@ -48,18 +49,18 @@ pub struct Part<'a> {
     /// The decoded bytes. Empty for multiparts and for nested messages sent
     /// unencoded: their bytes are those of their own parts.
     pub content: &'a [u8],
+    /// Nesting level: 0 for the message, 1 for the parts of a top-level
+    /// multipart; a uuencoded file is one level below its text part.
+    pub depth: usize,
 }
 
 /// Why a walk could not reach the end of a message; the parts after
 /// `location` were not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WalkError {
-    #[error("MIME parts are nested more than {limit} levels deep")]
-    Depth { limit: usize, location: String },
-    #[error("the message has more than {limit} parts")]
-    Parts { limit: usize, location: String },
-    #[error("the decoded parts add up to more than {limit} bytes")]
-    DecodedBytes { limit: u64, location: String },
+    /// A limit of the scan's budget (depth, parts, decoded bytes, time).
+    #[error(transparent)]
+    Limit(#[from] Exceeded),
     #[error("the MIME parser panicked: {message}")]
     ParserPanicked { message: String, location: String },
 }
@@ -68,9 +69,7 @@ impl WalkError {
     /// The limit's setting name, or `parser_panic`; used as verdict name.
     pub fn name(&self) -> &'static str {
         match self {
-            WalkError::Depth { .. } => "max_depth",
-            WalkError::Parts { .. } => "max_parts",
-            WalkError::DecodedBytes { .. } => "max_decoded_bytes",
+            WalkError::Limit(exceeded) => exceeded.limit.name(),
             WalkError::ParserPanicked { .. } => "parser_panic",
         }
     }
@@ -78,21 +77,21 @@ impl WalkError {
     /// The part at which the walk stopped.
     pub fn location(&self) -> &str {
         match self {
-            WalkError::Depth { location, .. }
-            | WalkError::Parts { location, .. }
-            | WalkError::DecodedBytes { location, .. }
-            | WalkError::ParserPanicked { location, .. } => location,
+            WalkError::Limit(exceeded) => &exceeded.location,
+            WalkError::ParserPanicked { location, .. } => location,
         }
     }
 
     /// Whether a scan limit stopped the walk, rather than a failure of SIE.
     pub fn is_limit(&self) -> bool {
-        !matches!(self, WalkError::ParserPanicked { .. })
+        matches!(self, WalkError::Limit(_))
     }
 }
 
 /// Calls `visit` on every part of `message`, parents before children, until
-/// it returns `Break` or a limit is exceeded.
+/// it returns `Break` or a limit of `budget` is exceeded. Every part counts
+/// against `budget` before it is visited, and its decoded bytes before
+/// they are.
 ///
 /// Bytes in which mail-parser finds no header at all are read as one
 /// plain-text part, as mail clients show them. Malformed input is read as
@@ -101,20 +100,18 @@ impl WalkError {
 ///
 /// # Errors
 ///
-/// The first limit of `limits` the message goes over, or a panic of the
+/// The first limit of `budget` the message goes over, or a panic of the
 /// parser.
 pub fn walk(
     message: &[u8],
-    limits: &Limits,
+    budget: &Budget<'_>,
     visit: impl FnMut(&Part<'_>) -> ControlFlow<()>,
 ) -> Result<(), WalkError> {
     let mut walker = Walker {
         parser: MessageParser::new()
             .with_mime_headers()
             .ignore_header(HeaderName::ContentTransferEncoding),
-        limits,
-        parts_seen: 0,
-        decoded_bytes: 0,
+        budget,
         visit,
     };
     match walker.walk_buffer(message, &PartPath::default(), 0) {
@@ -132,15 +129,19 @@ enum Stop {
 
 type Walk = Result<(), Stop>;
 
-struct Walker<'l, F> {
+struct Walker<'b, 'l, F> {
     parser: MessageParser,
-    limits: &'l Limits,
-    parts_seen: usize,
-    decoded_bytes: u64,
+    budget: &'b Budget<'l>,
     visit: F,
 }
 
-impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
+impl From<Exceeded> for Stop {
+    fn from(exceeded: Exceeded) -> Stop {
+        Stop::Incomplete(WalkError::Limit(exceeded))
+    }
+}
+
+impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, '_, F> {
     /// Parses `bytes` as a message whose parts are numbered under `path`.
     fn walk_buffer(&mut self, bytes: &[u8], path: &PartPath, depth: usize) -> Walk {
         let parser = &self.parser;
@@ -161,7 +162,7 @@ impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
             None => {
                 let path = path.child(1);
                 self.enter(&path, depth)?;
-                self.leaf(&path, &path.location(None), &[], bytes, true)
+                self.leaf(&path, &path.location(None), &[], bytes, true, depth)
             }
         }
     }
@@ -196,7 +197,7 @@ impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
         let encoding = transfer_encoding(message, part);
         match &part.body {
             PartType::Multipart(children) => {
-                self.visit(&location, &names, &[])?;
+                self.visit(&location, &names, &[], depth)?;
                 let container = Parent::of(part);
                 // Child ids come from mail-parser; even a malformed tree
                 // cannot loop forever, since every visit counts against
@@ -209,7 +210,7 @@ impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
                 Ok(())
             }
             PartType::Message(nested) if encoding == TransferEncoding::Identity => {
-                self.visit(&location, &names, &[])?;
+                self.visit(&location, &names, &[], depth)?;
                 self.walk_message(nested, path, depth + 1)
             }
             body => {
@@ -223,7 +224,8 @@ impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
                 let content = encoding.decode(raw);
                 let is_text = matches!(body, PartType::Text(_) | PartType::Html(_))
                     || encoding == TransferEncoding::Uuencode;
-                self.leaf(path, &location, &names, &content, is_text && !is_message)?;
+                let is_text = is_text && !is_message;
+                self.leaf(path, &location, &names, &content, is_text, depth)?;
                 if let PartType::Message(misread) = body {
                     // Not told about the encoding, mail-parser read the
                     // encoded text as a message; that message can run over
@@ -247,62 +249,38 @@ impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
         names: &[&str],
         content: &[u8],
         is_text: bool,
+        depth: usize,
     ) -> Walk {
-        self.add_decoded(location, content.len())?;
-        self.visit(location, names, content)?;
+        self.budget
+            .add_decoded(content.len(), || location.to_string())?;
+        self.visit(location, names, content, depth)?;
         if !is_text {
             return Ok(());
         }
         let text_location = path.location(None);
         for file in uu_files(content) {
             let location = format!("{text_location} > {} (uuencoded)", file.name);
-            self.count_part(|| location.clone())?;
-            self.add_decoded(&location, file.data.len())?;
-            self.visit(&location, &[file.name.as_str()], &file.data)?;
+            self.budget.check_depth(depth + 1, || location.clone())?;
+            self.budget.count_part(|| location.clone())?;
+            self.budget
+                .add_decoded(file.data.len(), || location.clone())?;
+            self.visit(&location, &[file.name.as_str()], &file.data, depth + 1)?;
         }
         Ok(())
     }
 
     fn enter(&mut self, path: &PartPath, depth: usize) -> Walk {
-        if depth > self.limits.max_depth {
-            return Err(Stop::Incomplete(WalkError::Depth {
-                limit: self.limits.max_depth,
-                location: path.location(None),
-            }));
-        }
-        self.count_part(|| path.location(None))
-    }
-
-    /// `location` is only built when the limit is hit: most parts never
-    /// need it.
-    fn count_part(&mut self, location: impl FnOnce() -> String) -> Walk {
-        self.parts_seen += 1;
-        if self.parts_seen > self.limits.max_parts {
-            return Err(Stop::Incomplete(WalkError::Parts {
-                limit: self.limits.max_parts,
-                location: location(),
-            }));
-        }
+        self.budget.check_depth(depth, || path.location(None))?;
+        self.budget.count_part(|| path.location(None))?;
         Ok(())
     }
 
-    fn add_decoded(&mut self, location: &str, bytes: usize) -> Walk {
-        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-        self.decoded_bytes = self.decoded_bytes.saturating_add(bytes);
-        if self.decoded_bytes > self.limits.max_decoded_bytes {
-            return Err(Stop::Incomplete(WalkError::DecodedBytes {
-                limit: self.limits.max_decoded_bytes,
-                location: location.to_string(),
-            }));
-        }
-        Ok(())
-    }
-
-    fn visit(&mut self, location: &str, names: &[&str], content: &[u8]) -> Walk {
+    fn visit(&mut self, location: &str, names: &[&str], content: &[u8], depth: usize) -> Walk {
         match (self.visit)(&Part {
             location,
             names,
             content,
+            depth,
         }) {
             ControlFlow::Continue(()) => Ok(()),
             ControlFlow::Break(()) => Err(Stop::Visitor),
@@ -310,7 +288,8 @@ impl<F: FnMut(&Part<'_>) -> ControlFlow<()>> Walker<'_, F> {
     }
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+/// The message a panic was raised with, if it has one.
+pub(super) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         message.to_string()
     } else if let Some(message) = payload.downcast_ref::<String>() {
@@ -342,7 +321,7 @@ impl PartPath {
             location.push_str("message");
         }
         if let Some(name) = name {
-            let _ = write!(location, " ({name})");
+            let _ = write!(location, " ({})", display_name(name));
         }
         location
     }
@@ -465,6 +444,7 @@ fn until_boundary_line<'b>(body: &'b [u8], boundary: &[u8]) -> &'b [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scan::Limits;
     use crate::scan::testutil::{base64, nested_messages, nested_multiparts};
 
     /// A visited part, copied out of the walk.
@@ -478,7 +458,8 @@ mod tests {
     /// Every part the walk visits, in order, and how the walk ended.
     fn parts_of(message: &[u8], limits: &Limits) -> (Vec<Seen>, Result<(), WalkError>) {
         let mut parts = Vec::new();
-        let outcome = walk(message, limits, |part| {
+        let budget = Budget::start(limits);
+        let outcome = walk(message, &budget, |part| {
             parts.push(Seen {
                 location: part.location.to_string(),
                 names: part.names.iter().map(|name| name.to_string()).collect(),
@@ -539,6 +520,27 @@ mod tests {
                 "part 2 (report.pdf)"
             ]
         );
+    }
+
+    #[test]
+    fn parts_carry_their_depth() {
+        let limits = Limits::default();
+        let mut depths = Vec::new();
+        walk(MIXED, &Budget::start(&limits), |part| {
+            depths.push(part.depth);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(depths, [0, 1, 2, 2, 1]);
+        let uu = b"Subject: uu\n\nbegin 644 cat.txt\n#0V%T\n`\nend\n";
+        let mut depths = Vec::new();
+        walk(uu, &Budget::start(&limits), |part| {
+            depths.push((part.location.to_string(), part.depth));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        // The body of a single-part message is the message itself, at 0.
+        assert_eq!(depths[1], ("part 1 > cat.txt (uuencoded)".to_string(), 1));
     }
 
     #[test]
@@ -752,7 +754,8 @@ mod tests {
     #[test]
     fn visitor_can_stop_the_walk() {
         let mut seen = 0;
-        let outcome = walk(MIXED, &Limits::default(), |_| {
+        let limits = Limits::default();
+        let outcome = walk(MIXED, &Budget::start(&limits), |_| {
             seen += 1;
             ControlFlow::Break(())
         });

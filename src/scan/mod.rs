@@ -1,11 +1,17 @@
 //! The content scan step: takes one message as RFC 822 bytes and returns
-//! its [`Verdict`]. `mime` splits it into decoded parts, `virus` and `ext`
-//! check each part, `verdict` keeps the worst finding and writes it down.
+//! its [`Verdict`]. `mime` splits it into decoded parts, `archive` opens the
+//! archives among them, and every [`Object`] (the raw message, each part,
+//! each member) goes through one function in `object`, where `virus` and
+//! `ext` check it; `verdict` keeps the worst finding and writes it down.
+//! `limits` bounds the work, and the memory, one message may cost.
 
+pub mod archive;
 pub mod ext;
+pub mod limits;
 pub mod mime;
 pub mod virus;
 
+mod object;
 mod transfer;
 mod uuencode;
 mod verdict;
@@ -13,10 +19,12 @@ mod verdict;
 #[cfg(test)]
 mod testutil;
 
-use std::ops::ControlFlow;
-
+pub use limits::Limits;
+pub use object::{CONTAINER_MAIL, Object};
 pub use verdict::{Verdict, VerdictKind};
 
+use limits::Budget;
+use object::Scanner;
 use virus::Signatures;
 
 /// What to look for in a message, from the run-time config.
@@ -39,54 +47,42 @@ impl Default for ScanOptions {
     }
 }
 
-/// Bounds on the work one message may cost; going over one makes the
-/// message `unscannable` instead of tying up or crashing the scanner.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Nesting of multiparts and attached messages. The walk recurses once
-    /// per level, so this also bounds its stack use.
-    pub max_depth: usize,
-    /// Parts visited, uuencoded files included.
-    pub max_parts: usize,
-    /// Bytes of decoded content over all parts.
-    pub max_decoded_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            max_depth: 20,
-            max_parts: 10_000,
-            max_decoded_bytes: 200 * 1024 * 1024,
-        }
-    }
-}
-
-/// Scans one message: every decoded part for virus signatures and blocked
-/// attachment names, then the raw bytes for signatures no part showed.
-///
-/// Never panics, whatever the input: a panic of the MIME parser gives an
-/// `error` verdict named `parser_panic`. The scan stops at the first virus,
-/// since nothing ranks higher. A limit that stops the walk early still lets
-/// the raw bytes be searched: a virus visible there is a definite verdict.
+/// Scans one message: every decoded part and archive member for virus
+/// signatures and blocked file names, then the raw bytes for signatures no
+/// part showed, with the built-in signatures.
 pub fn scan_message(message: &[u8], options: &ScanOptions) -> Verdict {
     let signatures = Signatures::builtin();
-    let mut verdict = Verdict::clean();
-    let walked = mime::walk(message, &options.limits, |part| {
-        if let Some(signature) = signatures.find(part.content) {
-            verdict = std::mem::take(&mut verdict).worse(virus_found(signature, part.location));
-            return ControlFlow::Break(());
-        }
-        for name in part.names {
-            if let Some(extension) = ext::blocked_extension(name, &options.exts) {
-                verdict = std::mem::take(&mut verdict).worse(blocked_name(
-                    &extension,
-                    name,
-                    part.location,
-                ));
-            }
-        }
-        ControlFlow::Continue(())
+    scan_with(message, options, |data, _object| {
+        signatures.find(data).map(str::to_string)
+    })
+}
+
+/// Scans one message as [`scan_message`] does, asking `find_signature` for
+/// the name of the signature an object matches: the one place a signature
+/// set is consulted.
+///
+/// Never panics, whatever the input: a panic of the MIME parser gives an
+/// `error` verdict named `parser_panic`, one of an archive reader
+/// `archive_panic`. The scan stops at the first virus, since nothing ranks
+/// higher. A limit that stops the walk early still lets the raw bytes be
+/// searched: a virus visible there is a definite verdict. Archives that
+/// cannot be read are scanned as plain bytes, and the verdict's reason
+/// notes them.
+pub fn scan_with(
+    message: &[u8],
+    options: &ScanOptions,
+    find_signature: impl Fn(&[u8], &Object<'_>) -> Option<String>,
+) -> Verdict {
+    let budget = Budget::start(&options.limits);
+    let mut scanner = Scanner::new(&options.exts, &budget, find_signature);
+    let walked = mime::walk(message, &budget, |part| {
+        scanner.scan_object(&Object {
+            data: part.content,
+            names: part.names,
+            location: part.location,
+            container: Some(CONTAINER_MAIL),
+            depth: part.depth,
+        })
     });
     if let Err(error) = walked {
         let kind = if error.is_limit() {
@@ -94,38 +90,23 @@ pub fn scan_message(message: &[u8], options: &ScanOptions) -> Verdict {
         } else {
             VerdictKind::Error
         };
-        let incomplete = Verdict::new(
+        scanner.found(Verdict::new(
             kind,
             error.name(),
             error.location(),
             format!("{error}, so the rest of the message was not scanned"),
-        );
-        verdict = verdict.worse(incomplete);
+        ));
     }
-    if verdict.kind != VerdictKind::Virus
-        && let Some(signature) = signatures.find(message)
-    {
-        verdict = verdict.worse(virus_found(signature, "raw message"));
+    if scanner.verdict().kind != VerdictKind::Virus {
+        let _ = scanner.scan_object(&Object {
+            data: message,
+            names: &[],
+            location: "raw message",
+            container: None,
+            depth: 0,
+        });
     }
-    verdict
-}
-
-fn virus_found(signature: &str, location: &str) -> Verdict {
-    Verdict::new(
-        VerdictKind::Virus,
-        signature,
-        location,
-        format!("{location} matches the virus signature {signature}"),
-    )
-}
-
-fn blocked_name(extension: &str, name: &str, location: &str) -> Verdict {
-    Verdict::new(
-        VerdictKind::Ext,
-        format!("ext:{extension}"),
-        location,
-        format!("attachment name \"{name}\" ends in the blocked extension .{extension}"),
-    )
+    scanner.finish()
 }
 
 #[cfg(test)]

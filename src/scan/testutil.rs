@@ -120,3 +120,64 @@ fn encoders_round_trip_through_the_decoders() {
     let uu = uuencode("x.bin", &data);
     assert_eq!(uu_files(uu.as_bytes()).next().unwrap().data, data);
 }
+
+/// A zip of `members`, each deflated.
+pub fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_with(members, zip::CompressionMethod::DEFLATE, None)
+}
+
+/// A zip of `members` stored or compressed with `method`, each encrypted
+/// with ZipCrypto when a `password` is given.
+pub fn zip_with(
+    members: &[(&str, &[u8])],
+    method: zip::CompressionMethod,
+    password: Option<&[u8]>,
+) -> Vec<u8> {
+    use std::io::Write as _;
+    use zip::unstable::write::FileOptionsExt as _;
+    use zip::write::SimpleFileOptions;
+
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, data) in members {
+        let mut options = SimpleFileOptions::default().compression_method(method);
+        if let Some(password) = password {
+            options = options.with_deprecated_encryption(password).unwrap();
+        }
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// A gzip file of `data`, with `name` stored in its header if given.
+pub fn gzip(data: &[u8], name: Option<&str>) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut builder = flate2::GzBuilder::new();
+    if let Some(name) = name {
+        builder = builder.filename(name);
+    }
+    let mut encoder = builder.write(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A bzip2 file of `data`.
+pub fn bzip2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A POSIX tar archive of regular files.
+pub fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in members {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder.append_data(&mut header, name, *data).unwrap();
+    }
+    builder.into_inner().unwrap()
+}
