@@ -1,0 +1,895 @@
+//! The message as SpamAssassin 4.0 reads it (`Mail::SpamAssassin::Message`), so that
+//! rules see the same text: its header parser, its own MIME splitter (boundaries,
+//! missing separators, message/rfc822 parts parsed as messages), its decoders, and
+//! the three texts rules run on:
+//! - `body`: the Subject, then every text/plain and text/html leaf (HTML rendered),
+//!   charset-normalized to UTF-8, blank-line runs as paragraph breaks and other
+//!   whitespace runs as one space, one array element per paragraph (≤ 2048 bytes);
+//! - `rawbody`: every text/* and message/* leaf, transfer-decoded only, in chunks of
+//!   2-4 KB;
+//! - `full`: the message as received, headers included (an mbox `From ` line dropped).
+//!
+//! mail-parser is not used here: the walker in `crate::scan::mime` gives decoded parts
+//! but not their types and charsets, and SpamAssassin's splitter differs from
+//! mail-parser's on malformed input. This one is iterative (a queue, no recursion),
+//! nests at most 20 levels as SpamAssassin's does, and stops at 1,000 parts per
+//! multipart and 10,000 parts per message.
+
+use std::collections::VecDeque;
+
+use super::charset::{base64_decode, decode_header, normalize, qp_decode};
+use super::content_type::{disposition_name, parse_content_type};
+use super::html;
+
+const SUBPARSE: usize = 20;
+const MAX_PARTS_PER_MULTIPART: usize = 1000;
+const MAX_NODES: usize = 10_000;
+pub const MAX_BODY_LINE_LENGTH: usize = 2048;
+const MAX_HEADER_KEY_LENGTH: usize = 256;
+const MAX_HEADER_VALUE_LENGTH: usize = 8192;
+const BODY_PART_SCAN_SIZE: usize = 50_000;
+const RAWBODY_PART_SCAN_SIZE: usize = 500_000;
+
+/// One header field: its name as written, the raw value (after the colon, folding
+/// kept) and the decoded value (unfolded, trimmed, RFC 2047 decoded, UTF-8).
+#[derive(Debug, Clone)]
+pub struct Header {
+    pub name: Vec<u8>,
+    pub lname: Vec<u8>,
+    pub raw: Vec<u8>,
+    pub decoded: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct Node {
+    pub ctype: String,
+    pub charset: Option<String>,
+    pub name: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+    /// `None` for a leaf.
+    pub children: Option<Vec<usize>>,
+    raw: Vec<u8>,
+}
+
+impl Node {
+    /// Decoded values of a header, in order.
+    pub fn header_values<'a>(&'a self, lname: &'a [u8]) -> impl Iterator<Item = &'a [u8]> {
+        self.headers
+            .iter()
+            .filter(move |h| h.lname == lname)
+            .map(|h| h.decoded.as_slice())
+    }
+
+    fn last_header<'a>(&'a self, lname: &'a [u8]) -> Option<&'a [u8]> {
+        self.header_values(lname).last()
+    }
+
+    /// Content-Transfer-Encoding decoding, as `Message::Node::decode`.
+    pub fn decode(&self) -> Vec<u8> {
+        let encoding = self
+            .last_header(b"content-transfer-encoding")
+            .map(|v| v.to_ascii_lowercase())
+            .unwrap_or_default();
+        match encoding.as_slice() {
+            b"quoted-printable" => crlf_to_lf(&qp_decode(&self.raw)),
+            b"base64" => {
+                let decoded = base64_decode(&self.raw);
+                if self.ctype.starts_with("text/") || self.ctype.starts_with("message/") {
+                    crlf_to_lf(&decoded)
+                } else {
+                    decoded
+                }
+            }
+            _ => self.raw.clone(),
+        }
+    }
+
+    /// text/html when the part's name ends in .htm(l), its type otherwise.
+    pub fn effective_type(&self) -> &str {
+        let is_html_name = self.name.as_ref().is_some_and(|name| {
+            let lower = name.to_ascii_lowercase();
+            [&b".html"[..], b".htm", b".shtml", b".shtm"]
+                .iter()
+                .any(|ext| lower.ends_with(ext))
+        });
+        if is_html_name {
+            "text/html"
+        } else {
+            &self.ctype
+        }
+    }
+}
+
+/// A rendered text part, and for HTML the URIs its tags point to.
+///
+/// `wide` follows Perl's string model, which decides the bytes rules see: a part
+/// decoded from 8-bit text, or holding a character above U+00FF (from an HTML
+/// entity), is a character string; once any part is, the whole body text is UTF-8
+/// encoded. Otherwise characters U+0080-U+00FF (from entities such as `&eacute;`)
+/// stay single Latin-1 bytes, and only ASCII whitespace counts as whitespace.
+struct Rendered {
+    text: String,
+    wide: bool,
+    html_uris: Option<Vec<String>>,
+}
+
+#[derive(Debug)]
+pub struct Message {
+    /// Node 0 is the message itself; its headers are the message's headers.
+    pub nodes: Vec<Node>,
+    pub pristine_headers: Vec<u8>,
+    pub pristine: Vec<u8>,
+}
+
+/// What `Message->new` reads before MIME parsing.
+struct Head {
+    headers: Vec<Header>,
+    pristine_headers: Vec<u8>,
+    pristine_body: Vec<u8>,
+    body: Vec<Vec<u8>>,
+}
+
+struct Job {
+    node: usize,
+    boundary: Option<Vec<u8>>,
+    body: Vec<Vec<u8>>,
+    subparse: usize,
+}
+
+impl Message {
+    pub fn parse(raw: &[u8]) -> Message {
+        let head = read_head(raw);
+        let mut pristine = head.pristine_headers.clone();
+        pristine.extend_from_slice(&head.pristine_body);
+        let mut message = Message {
+            nodes: Vec::new(),
+            pristine_headers: head.pristine_headers.clone(),
+            pristine,
+        };
+        let job = message.add_message_node(head, SUBPARSE);
+        message.parse_body(job);
+        message
+    }
+
+    pub fn headers(&self) -> &[Header] {
+        &self.nodes[0].headers
+    }
+
+    /// Adds a node for a message read by `read_head`, with SpamAssassin's fixes to
+    /// its body lines, and returns its parse job.
+    fn add_message_node(&mut self, head: Head, subparse: usize) -> Job {
+        let mut node = Node {
+            headers: head.headers,
+            ..Node::default()
+        };
+        let content_type = parse_content_type(node.last_header(b"content-type"));
+        node.ctype = content_type.ctype;
+        let mut body = collapse_blank_runs(head.body);
+        if node.ctype.starts_with("multipart/")
+            && body.len() > 1
+            && body[0].iter().any(|b| !b.is_ascii_whitespace())
+        {
+            let opens = content_type.boundary.as_ref().is_some_and(|boundary| {
+                body[0].starts_with(b"--") && body[0][2..].starts_with(boundary)
+            });
+            if !opens {
+                body.insert(0, b"\n".to_vec());
+            }
+        }
+        self.nodes.push(node);
+        Job {
+            node: self.nodes.len() - 1,
+            boundary: content_type.boundary,
+            body,
+            subparse,
+        }
+    }
+
+    fn parse_body(&mut self, first: Job) {
+        let mut queue = VecDeque::from([first]);
+        while let Some(job) = queue.pop_front() {
+            let is_multipart = self.nodes[job.node].ctype.starts_with("multipart/");
+            if is_multipart
+                && job.boundary.is_some()
+                && job.subparse > 0
+                && self.nodes.len() < MAX_NODES
+            {
+                self.parse_multipart(job, &mut queue);
+                continue;
+            }
+            let (node, subparse) = (job.node, job.subparse);
+            self.parse_normal(job);
+            let ctype = self.nodes[node].ctype.clone();
+            let is_message = ctype == "message/rfc822" || ctype == "message/global";
+            if is_message && subparse > 0 && self.nodes.len() < MAX_NODES {
+                let decoded = self.nodes[node].decode();
+                if !decoded.is_empty() {
+                    let head = read_head(&decoded);
+                    let job = self.add_message_node(head, subparse - 1);
+                    self.nodes[node].children = Some(vec![job.node]);
+                    self.nodes[node].raw = Vec::new();
+                    queue.push_back(job);
+                }
+            }
+        }
+    }
+
+    fn parse_normal(&mut self, job: Job) {
+        let node = &mut self.nodes[job.node];
+        let content_type = parse_content_type(node.last_header(b"content-type"));
+        if !content_type.missing {
+            node.ctype = if !content_type.ctype.starts_with("multipart/") || job.boundary.is_some()
+            {
+                content_type.ctype
+            } else {
+                "text/plain".to_string()
+            };
+        }
+        node.charset = content_type.charset;
+        node.name = node
+            .last_header(b"content-disposition")
+            .and_then(disposition_name)
+            .or(content_type.name);
+        node.raw = job.body.concat();
+    }
+
+    /// `_parse_multipart`: the preamble up to the first boundary is dropped, each
+    /// part's headers and body collected, and each part queued with its own job.
+    fn parse_multipart(&mut self, job: Job, queue: &mut VecDeque<Job>) {
+        let Some(boundary) = job.boundary else {
+            return;
+        };
+        let subparse = job.subparse - 1;
+        let parent_type = self.nodes[job.node].ctype.clone();
+        let mut body = job.body;
+        let is_boundary_line = |line: &[u8]| -> Option<bool> {
+            let rest = line
+                .strip_prefix(b"--")?
+                .strip_prefix(boundary.as_slice())?;
+            let (last, rest) = match rest.strip_prefix(b"--") {
+                Some(rest) => (true, rest),
+                None => (false, rest),
+            };
+            rest.iter().all(u8::is_ascii_whitespace).then_some(last)
+        };
+        if let Some(open) = body
+            .iter()
+            .position(|line| is_boundary_line(line) == Some(false))
+        {
+            body.drain(..=open);
+        }
+        self.nodes[job.node].children = Some(Vec::new());
+        let mut part = Node::default();
+        let mut part_lines: Option<Vec<Vec<u8>>> = None;
+        let mut header: Option<Vec<u8>> = None;
+        let mut in_body = false;
+        let mut nested_boundary = false;
+        let mut parts = 0;
+        let mut remaining = body.len();
+        for line in body {
+            remaining -= 1;
+            let mut found = is_boundary_line(&line);
+            if found.is_some() && nested_boundary {
+                if found == Some(true) {
+                    nested_boundary = false;
+                }
+                found = None;
+            }
+            if remaining == 0 || found.is_some() {
+                let mut lines = part_lines.take();
+                if found.is_none() {
+                    push_split_line(lines.get_or_insert_with(Vec::new), line.clone());
+                } else if let Some(lines) = lines.as_mut()
+                    && let Some(last) = lines.last_mut()
+                {
+                    if last.ends_with(b"\n") {
+                        last.pop();
+                    }
+                    if last.is_empty() {
+                        lines.pop();
+                    }
+                }
+                let content_type = parse_content_type(part.last_header(b"content-type"));
+                part.ctype = if content_type.missing && parent_type == "multipart/digest" {
+                    "message/rfc822".to_string()
+                } else {
+                    content_type.ctype
+                };
+                let part_boundary = content_type.boundary.or_else(|| Some(boundary.clone()));
+                let index = self.nodes.len();
+                self.nodes.push(std::mem::take(&mut part));
+                if let Some(children) = self.nodes[job.node].children.as_mut() {
+                    children.push(index);
+                }
+                queue.push_back(Job {
+                    node: index,
+                    boundary: part_boundary,
+                    body: lines.unwrap_or_default(),
+                    subparse,
+                });
+                parts += 1;
+                if found == Some(true)
+                    || parts == MAX_PARTS_PER_MULTIPART
+                    || self.nodes.len() >= MAX_NODES
+                {
+                    return;
+                }
+                in_body = false;
+                header = None;
+                continue;
+            }
+            if !in_body {
+                if is_field_start(&line) {
+                    if let Some(previous) = header.take() {
+                        add_part_header(&mut part, &previous);
+                    }
+                    header = Some(line);
+                    continue;
+                }
+                if matches!(line.first(), Some(b' ' | b'\t'))
+                    && let Some(open) = header.as_mut()
+                {
+                    open.extend_from_slice(&line);
+                    continue;
+                }
+                if let Some(previous) = header.take() {
+                    let key = add_part_header(&mut part, &previous);
+                    if key.eq_ignore_ascii_case(b"content-type") {
+                        let nested = parse_content_type(part.last_header(b"content-type"));
+                        if nested.boundary.as_deref() == Some(boundary.as_slice()) {
+                            nested_boundary = true;
+                        }
+                    }
+                }
+                in_body = true;
+                if line == b"\n" || line == b"\r\n" || line == b"\r" || line.is_empty() {
+                    continue;
+                }
+            }
+            push_split_line(part_lines.get_or_insert_with(Vec::new), line);
+        }
+    }
+
+    /// Leaves in tree order, as `find_parts(qr/./, 1)`.
+    fn leaves(&self) -> Vec<usize> {
+        let mut leaves = Vec::new();
+        let mut stack = vec![0];
+        while let Some(index) = stack.pop() {
+            match &self.nodes[index].children {
+                None => leaves.push(index),
+                Some(children) => stack.extend(children.iter().rev()),
+            }
+        }
+        leaves
+    }
+
+    fn rendered(&self, index: usize) -> Option<Rendered> {
+        let node = &self.nodes[index];
+        let kind = node.effective_type();
+        if kind != "text/plain" && kind != "text/html" {
+            return None;
+        }
+        let decoded = node.decode();
+        let charset = node.charset.as_deref().unwrap_or("us-ascii");
+        let wide = decoded.iter().any(|b| *b >= 0x80);
+        let text = String::from_utf8(normalize(&decoded, charset, false))
+            .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
+        if kind == "text/html" && !decoded.is_empty() {
+            let page = html::render(&text);
+            let wide = wide || page.text.chars().any(|c| c > '\u{FF}');
+            Some(Rendered {
+                text: page.text,
+                wide,
+                html_uris: Some(page.uris),
+            })
+        } else {
+            Some(Rendered {
+                text,
+                wide,
+                html_uris: None,
+            })
+        }
+    }
+
+    /// The `body` rule text and the URIs found in HTML parts.
+    pub fn body_lines(&self) -> (Vec<Vec<u8>>, Vec<String>) {
+        let mut subject = self.nodes[0]
+            .last_header(b"subject")
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        subject.push(b'\n');
+        let leaves = self.leaves();
+        if leaves.is_empty() {
+            // A multipart without any part: SpamAssassin has no text at all, not
+            // even the Subject line.
+            return (Vec::new(), Vec::new());
+        }
+        let mut text = String::new();
+        let mut uris = Vec::new();
+        let mut wide = false;
+        for leaf in leaves {
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            if let Some(rendered) = self.rendered(leaf) {
+                text.push_str(&truncate_chars(
+                    &rendered.text,
+                    BODY_PART_SCAN_SIZE,
+                    &['\n', ' '],
+                ));
+                wide |= rendered.wide;
+                uris.extend(rendered.html_uris.into_iter().flatten());
+            }
+        }
+        let normalized = normalize_whitespace(&text, wide);
+        let mut all = subject;
+        if wide {
+            all.extend_from_slice(normalized.as_bytes());
+        } else {
+            all.extend(normalized.chars().map(|c| c as u32 as u8));
+        }
+        (split_short_lines(&all), uris)
+    }
+
+    /// The `rawbody` rule text.
+    pub fn rawbody_chunks(&self) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        for leaf in self.leaves() {
+            let node = &self.nodes[leaf];
+            let kind = node.effective_type();
+            let textual = ["text", "message"].iter().any(|top| {
+                kind.strip_prefix(top).is_some_and(|rest| {
+                    rest.is_empty()
+                        || !rest.as_bytes()[0].is_ascii_alphanumeric() && rest.as_bytes()[0] != b'_'
+                })
+            });
+            if !textual || node.ctype == "text/calendar" {
+                continue;
+            }
+            let decoded = truncate_bytes(node.decode(), RAWBODY_PART_SCAN_SIZE);
+            chunks.extend(split_short_paragraphs(&decoded));
+        }
+        chunks
+    }
+}
+
+fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (index, &byte) in bytes.iter().enumerate() {
+        if !(byte == b'\r' && bytes.get(index + 1) == Some(&b'\n')) {
+            out.push(byte);
+        }
+    }
+    out
+}
+
+/// Splits after each `\n`, as Perl's `split(/^/m, ...)`.
+fn split_lines(raw: &[u8]) -> Vec<Vec<u8>> {
+    raw.split_inclusive(|b| *b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// A header field name followed by a colon: `/^[\041-\071\073-\176]+[ \t]*:/`.
+fn is_field_start(line: &[u8]) -> bool {
+    let name = line
+        .iter()
+        .take_while(|b| matches!(b, 0x21..=0x39 | 0x3B..=0x7E))
+        .count();
+    name > 0 && {
+        let blanks = line[name..]
+            .iter()
+            .take_while(|b| **b == b' ' || **b == b'\t')
+            .count();
+        line.get(name + blanks) == Some(&b':')
+    }
+}
+
+/// `Message->new` up to the body: mbox separator, line-ending guess, header fields.
+fn read_head(raw: &[u8]) -> Head {
+    let mut lines: VecDeque<Vec<u8>> = split_lines(raw).into();
+    if lines.is_empty() {
+        lines.push_back(b"\n".to_vec());
+    }
+    if is_mbox_separator(&lines[0]) {
+        lines.pop_front();
+    }
+    let has_crlf =
+        |line: Option<&Vec<u8>>| line.is_some_and(|l| l.windows(2).any(|w| w == b"\r\n"));
+    let crlf = has_crlf(lines.front()) || has_crlf(lines.back());
+    let line_ending: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+    let mut headers = Vec::new();
+    let mut pristine_headers = Vec::new();
+    let mut header: Option<Vec<u8>> = None;
+    let mut errors = 0;
+    loop {
+        let eof = lines.is_empty();
+        let mut current = lines.pop_front().unwrap_or_else(|| line_ending.to_vec());
+        if crlf {
+            current = add_missing_cr(&current);
+        }
+        if matches!(current.first(), Some(b' ' | b'\t')) {
+            header
+                .get_or_insert_with(Vec::new)
+                .extend_from_slice(&current);
+            pristine_headers.extend_from_slice(&current);
+            continue;
+        }
+        if let Some(field) = header.take() {
+            add_message_header(&mut headers, &field, crlf);
+        }
+        if current == line_ending {
+            if !eof {
+                pristine_headers.extend_from_slice(&current);
+            }
+            break;
+        }
+        if current.starts_with(b"--") {
+            lines.push_front(current);
+            break;
+        }
+        if !is_field_start(&current) {
+            errors += 1;
+            if errors > 3 {
+                lines.push_front(current);
+                break;
+            }
+        }
+        pristine_headers.extend_from_slice(&current);
+        header = Some(current);
+    }
+    let pristine_body: Vec<u8> = lines.iter().flatten().copied().collect();
+    let body = lines
+        .into_iter()
+        .map(|line| {
+            if crlf && line.ends_with(b"\r\n") {
+                let mut line = line;
+                line.truncate(line.len() - 2);
+                line.push(b'\n');
+                line
+            } else {
+                line
+            }
+        })
+        .collect();
+    Head {
+        headers,
+        pristine_headers,
+        pristine_body,
+        body,
+    }
+}
+
+fn is_mbox_separator(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"From") else {
+        return false;
+    };
+    let blanks = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+    blanks >= 2 || (blanks == 1 && rest.get(1) != Some(&b':'))
+}
+
+fn add_missing_cr(line: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(line.len() + 1);
+    for (index, &byte) in line.iter().enumerate() {
+        if byte == b'\n' && (index == 0 || line[index - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(byte);
+    }
+    out
+}
+
+fn add_message_header(headers: &mut Vec<Header>, field: &[u8], crlf: bool) {
+    let Some(colon) = field.iter().position(|b| *b == b':') else {
+        return;
+    };
+    let mut key = field[..colon].to_vec();
+    while matches!(key.last(), Some(b' ' | b'\t')) {
+        key.pop();
+    }
+    key.truncate(MAX_HEADER_KEY_LENGTH);
+    let mut value = field[colon + 1..].to_vec();
+    if crlf {
+        value = crlf_to_lf(&value);
+    }
+    value.truncate(MAX_HEADER_VALUE_LENGTH);
+    headers.push(make_header(key, value));
+}
+
+/// `split(/:\s*/, $header, 2)` in a MIME part's header block; returns the key.
+fn add_part_header(part: &mut Node, field: &[u8]) -> Vec<u8> {
+    let Some(colon) = field.iter().position(|b| *b == b':') else {
+        return Vec::new();
+    };
+    let key = field[..colon].to_vec();
+    let blanks = field[colon + 1..]
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    let value = field[colon + 1 + blanks..].to_vec();
+    part.headers.push(make_header(key.clone(), value));
+    key
+}
+
+/// `Message::Node::header($key, $value)`: unfolds, trims and decodes the value.
+fn make_header(name: Vec<u8>, raw: Vec<u8>) -> Header {
+    let mut unfolded = Vec::with_capacity(raw.len());
+    let mut index = 0;
+    while index < raw.len() {
+        if raw[index] == b'\n' && matches!(raw.get(index + 1), Some(b' ' | b'\t')) {
+            unfolded.push(b' ');
+            index += 1;
+            while matches!(raw.get(index), Some(b' ' | b'\t')) {
+                index += 1;
+            }
+            continue;
+        }
+        unfolded.push(raw[index]);
+        index += 1;
+    }
+    let trimmed = trim_ascii_whitespace(&unfolded);
+    let name_text = String::from_utf8_lossy(&name).into_owned();
+    let decoded = decode_header(&name_text, trimmed);
+    Header {
+        lname: name.to_ascii_lowercase(),
+        name,
+        raw,
+        decoded,
+    }
+}
+
+fn trim_ascii_whitespace(bytes: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |end| end + 1);
+    &bytes[start..end.max(start)]
+}
+
+/// Runs of more than 20 blank lines are cut to 20.
+fn collapse_blank_runs(lines: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut blanks = 0;
+    for line in lines {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            blanks += 1;
+            if blanks > 20 {
+                continue;
+            }
+        } else {
+            blanks = 0;
+        }
+        out.push(line);
+    }
+    out
+}
+
+fn push_split_line(lines: &mut Vec<Vec<u8>>, mut line: Vec<u8>) {
+    while line.len() > MAX_BODY_LINE_LENGTH {
+        let rest = line.split_off(MAX_BODY_LINE_LENGTH);
+        line.push(b'\n');
+        lines.push(line);
+        line = rest;
+    }
+    lines.push(line);
+}
+
+/// Cuts text over `limit` characters at the next of `breaks` within 1 KB, or at the
+/// limit, as `body_part_scan_size` does.
+fn truncate_chars(text: &str, limit: usize, breaks: &[char]) -> String {
+    let Some((cut, _)) = text.char_indices().nth(limit) else {
+        return text.to_string();
+    };
+    for &mark in breaks {
+        if let Some(found) = text[cut..].find(mark) {
+            let extra = text[cut..cut + found].chars().count();
+            if extra <= 1024 {
+                return text[..cut + found + mark.len_utf8()].to_string();
+            }
+        }
+    }
+    text[..cut].to_string()
+}
+
+fn truncate_bytes(mut bytes: Vec<u8>, limit: usize) -> Vec<u8> {
+    if bytes.len() <= limit {
+        return bytes;
+    }
+    for mark in [b'\n', b'>', b' '] {
+        if let Some(found) = bytes[limit..].iter().position(|b| *b == mark)
+            && found <= 1024
+        {
+            bytes.truncate(limit + found + 1);
+            return bytes;
+        }
+    }
+    bytes.truncate(limit);
+    bytes
+}
+
+/// Paragraph breaks (a newline run with at least two newlines, whitespace between
+/// them) become one newline; every other whitespace run becomes one space.
+/// `unicode`: every Unicode space is whitespace (a character string in Perl);
+/// otherwise only ASCII whitespace is.
+fn normalize_whitespace(text: &str, unicode: bool) -> String {
+    let is_space = |c: char| {
+        if unicode {
+            c.is_whitespace()
+        } else {
+            matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C')
+        }
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.char_indices().peekable();
+    while let Some((start, c)) = chars.next() {
+        if !is_space(c) {
+            // SpamAssassin marks paragraph breaks with NUL and then turns every
+            // NUL into a newline, those of the text included.
+            out.push(if c == '\0' { '\n' } else { c });
+            continue;
+        }
+        let mut end = start + c.len_utf8();
+        while let Some(&(index, next)) = chars.peek() {
+            if !is_space(next) {
+                break;
+            }
+            end = index + next.len_utf8();
+            chars.next();
+        }
+        let run = &text[start..end];
+        let first_newline = run.find('\n');
+        let last_newline = run.rfind('\n');
+        match (first_newline, last_newline) {
+            (Some(first), Some(last)) if first != last => {
+                // Whitespace before the first newline and after the last one stays
+                // as spaces; the newlines between make the paragraph break.
+                if first > 0 {
+                    out.push(' ');
+                }
+                out.push('\n');
+                if last + 1 < run.len() {
+                    out.push(' ');
+                }
+            }
+            _ => out.push(' '),
+        }
+    }
+    out
+}
+
+/// `split_into_array_of_short_lines`: one element per line, lines over 2048 bytes
+/// cut after the last space that keeps them under the limit.
+fn split_short_lines(text: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let mut line = line;
+        while line.len() > MAX_BODY_LINE_LENGTH {
+            let window = &line[..=MAX_BODY_LINE_LENGTH];
+            let cut = window
+                .iter()
+                .rposition(|b| *b == b' ')
+                .map_or(MAX_BODY_LINE_LENGTH, |space| space + 1);
+            let cut = if cut == 0 { MAX_BODY_LINE_LENGTH } else { cut };
+            out.push(line[..cut].to_vec());
+            line = &line[cut..];
+        }
+        out.push(line.to_vec());
+    }
+    out
+}
+
+/// `split_into_array_of_short_paragraphs`: chunks of 2-4 KB, cut after a newline,
+/// a `>` or a space where possible.
+fn split_short_paragraphs(text: &[u8]) -> Vec<Vec<u8>> {
+    const MAX: usize = MAX_BODY_LINE_LENGTH;
+    if text.len() <= MAX {
+        return vec![text.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut offset = 0;
+    while text.len() - offset > 2 * MAX {
+        let find = |mark: u8| {
+            text[offset + MAX..]
+                .iter()
+                .position(|b| *b == mark)
+                .map(|found| offset + MAX + found)
+                .filter(|&end| end - offset < 2 * MAX)
+        };
+        let end = find(b'\n')
+            .or_else(|| find(b'>'))
+            .or_else(|| find(b' '))
+            .unwrap_or(offset + MAX);
+        out.push(text[offset..=end].to_vec());
+        offset = end + 1;
+    }
+    if offset < text.len() {
+        out.push(text[offset..].to_vec());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(message: &str) -> Vec<String> {
+        let (lines, _) = Message::parse(message.as_bytes()).body_lines();
+        lines
+            .into_iter()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn body_starts_with_the_subject_and_joins_paragraphs() {
+        let lines = body("Subject: Hi there\n\nfirst line\nsame paragraph\n\n\nnext  one\n");
+        assert_eq!(
+            lines,
+            ["Hi there\n", "first line same paragraph\n", "next one "]
+        );
+    }
+
+    #[test]
+    fn no_subject_gives_an_empty_first_line() {
+        assert_eq!(body("From: a@b.example\n\ntext\n"), ["\n", "text "]);
+    }
+
+    #[test]
+    fn multipart_alternative_renders_both_parts() {
+        let lines = body(
+            "Subject: s\nContent-Type: multipart/alternative; boundary=\"b\"\n\n\
+             --b\nContent-Type: text/plain\n\nplain text\n\
+             --b\nContent-Type: text/html\n\n<p>html <b>bold</b></p>\n\
+             --b--\n",
+        );
+        assert_eq!(lines, ["s\n", "plain text\n", "html bold\n"]);
+    }
+
+    #[test]
+    fn encoded_parts_and_headers_are_decoded() {
+        let message = "Subject: =?UTF-8?B?w6l0w6k=?=\n\
+            Content-Type: text/plain; charset=iso-8859-1\n\
+            Content-Transfer-Encoding: quoted-printable\n\ncaf=E9 =\nok\n";
+        assert_eq!(body(message), ["été\n", "café ok "]);
+    }
+
+    #[test]
+    fn rawbody_keeps_html_and_line_breaks() {
+        let message = Message::parse(
+            b"Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/html\n\n<p>a</p>\nb\n--b\nContent-Type: image/png\n\nPNG\n--b--\n",
+        );
+        assert_eq!(message.rawbody_chunks(), [b"<p>a</p>\nb".to_vec()]);
+    }
+
+    #[test]
+    fn attached_messages_are_parsed() {
+        let message = Message::parse(
+            b"Subject: outer\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\
+              Content-Type: message/rfc822\n\nSubject: inner\n\ninner text\n--b--\n",
+        );
+        let (lines, _) = message.body_lines();
+        assert_eq!(lines[1], b"inner text");
+        assert_eq!(message.headers()[0].decoded, b"outer");
+    }
+
+    #[test]
+    fn crlf_messages_and_mbox_lines() {
+        let message = Message::parse(b"From a@b Mon Jan 1\r\nSubject: x\r\n\r\nbody\r\n");
+        assert_eq!(message.headers()[0].raw, b" x\n");
+        assert_eq!(message.pristine, b"Subject: x\r\n\r\nbody\r\n");
+        assert_eq!(body("Subject: x\r\n\r\nbody\r\n"), ["x\n", "body "]);
+    }
+
+    #[test]
+    fn long_lines_are_cut_at_spaces() {
+        let text = format!("{} {}", "a".repeat(2000), "b".repeat(100));
+        let lines = split_short_lines(text.as_bytes());
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].len(), 2001);
+    }
+}
