@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -112,8 +112,19 @@ pub struct RunConfig {
     pub exts: Vec<String>,
     /// Decoding limits per message.
     pub limits: LimitsConfig,
-    /// Per-queue settings, keyed by queue name (`feed1` ...).
+    /// Per-queue timing, keyed by queue name (`feed1` ...).
     pub queue: BTreeMap<String, QueueTiming>,
+    /// Per-queue scan options, keyed by queue name.
+    pub scan: BTreeMap<String, QueueScan>,
+}
+
+/// What the scan of one work queue includes (`[run.scan.<queue>]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueScan {
+    /// Run the spam rules. Unset: on for queues 1..=nq, off for the big-message
+    /// queues above nq (big messages are rarely spam and costly to score).
+    pub spam: Option<bool>,
 }
 
 /// `[run.limits]`: what one message's scan may cost before it is `unscannable`
@@ -161,6 +172,7 @@ impl Default for RunConfig {
             exts: ScanOptions::default().exts,
             limits: LimitsConfig::default(),
             queue: BTreeMap::new(),
+            scan: BTreeMap::new(),
         }
     }
 }
@@ -174,7 +186,17 @@ impl RunConfig {
         Duration::from_secs_f64(self.orphan_age)
     }
 
-    pub fn scan_options(&self) -> ScanOptions {
+    /// The scan options of work queue `queue` (`feed<k>`).
+    pub fn scan_options(&self, queue: &str) -> ScanOptions {
+        let big_message_queue = queue
+            .strip_prefix("feed")
+            .and_then(|k| k.parse::<usize>().ok())
+            .is_some_and(|k| k > self.nq);
+        let spam = self
+            .scan
+            .get(queue)
+            .and_then(|scan| scan.spam)
+            .unwrap_or(!big_message_queue);
         ScanOptions {
             exts: self.exts.clone(),
             limits: Limits {
@@ -184,6 +206,7 @@ impl RunConfig {
                 max_member_bytes: self.limits.max_member_bytes,
                 max_scan_seconds: self.limits.max_scan_seconds,
             },
+            spam,
         }
     }
 
@@ -205,11 +228,15 @@ impl RunConfig {
         if !(scan_seconds.is_finite() && scan_seconds >= 0.0) {
             return Err((
                 "max_scan_seconds",
-                "run.limits.max_scan_seconds must be 0 (no limit) or a positive number of seconds".into(),
+                "run.limits.max_scan_seconds must be 0 (no limit) or a positive number of seconds"
+                    .into(),
             ));
         }
         if self.limits.max_depth == 0 || self.limits.max_parts == 0 {
-            return Err(("limits", "run.limits.max_depth and max_parts must be at least 1".into()));
+            return Err((
+                "limits",
+                "run.limits.max_depth and max_parts must be at least 1".into(),
+            ));
         }
         if !(self.maxpass.is_finite() && self.maxpass > 0.0) {
             return Err((
@@ -232,13 +259,18 @@ impl RunConfig {
         if self.nq == 0 || self.nq > feed_queues {
             return Err(("nq", format!("run.nq must be between 1 and {feed_queues}")));
         }
-        for name in self.queue.keys() {
-            let known = name
-                .strip_prefix("feed")
-                .and_then(|k| k.parse::<usize>().ok())
-                .is_some_and(|k| (1..=feed_queues).contains(&k));
-            if !known {
-                return Err(("queue", format!("run.queue.{name}: no such feed queue")));
+        for (table, names) in [
+            ("queue", self.queue.keys().collect::<Vec<_>>()),
+            ("scan", self.scan.keys().collect()),
+        ] {
+            for name in names {
+                let known = name
+                    .strip_prefix("feed")
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .is_some_and(|k| (1..=feed_queues).contains(&k));
+                if !known {
+                    return Err((table, format!("run.{table}.{name}: no such feed queue")));
+                }
             }
         }
         Ok(())
@@ -274,19 +306,24 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let file = parse(path, &text)?;
+        Config::from_text(path, &text)
+    }
+
+    /// Parses and checks the text of the settings file `path`.
+    fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let file = parse(path, text)?;
         if file.init.feed_queues == 0 || file.init.feed_queues > 99 {
             return Err(invalid(
                 path,
-                &text,
+                text,
                 "feed_queues",
                 "init.feed_queues must be between 1 and 99".into(),
             ));
         }
         let mut run = file.run;
-        fit_sizes_default(&mut run, &text, file.init.feed_queues);
+        fit_sizes_default(&mut run, text, file.init.feed_queues);
         run.check(file.init.feed_queues)
-            .map_err(|(key, message)| invalid(path, &text, key, message))?;
+            .map_err(|(key, message)| invalid(path, text, key, message))?;
         Ok(Config {
             path: Some(path.to_path_buf()),
             init: file.init,
@@ -340,14 +377,16 @@ fn key_line(text: &str, key: &str) -> Option<usize> {
         .map(|index| index + 1)
 }
 
-/// The run settings of a process: re-read before each pass when the file changed, and
+/// The run settings of a process: re-read before each pass when the file's content
+/// changed (content, not mtime: two edits within one clock tick must both count), and
 /// kept as they were when the new file is bad.
 #[derive(Debug)]
 pub struct RunSettings {
     path: Option<PathBuf>,
     feed_queues: usize,
     current: RunConfig,
-    seen: Option<SystemTime>,
+    /// The file content last acted on; `None` until the first reload reads it.
+    seen: Option<String>,
 }
 
 impl RunSettings {
@@ -356,7 +395,7 @@ impl RunSettings {
             path: config.path.clone(),
             feed_queues: config.init.feed_queues,
             current: config.run.clone(),
-            seen: config.path.as_deref().and_then(modified),
+            seen: None,
         }
     }
 
@@ -364,25 +403,26 @@ impl RunSettings {
         &self.current
     }
 
-    /// Re-reads the file if it changed. On error the last good settings stay in force
-    /// and the error is returned for the log.
+    /// Re-reads the file and applies it if its content changed. On error the last
+    /// good settings stay in force and the error is returned (once) for the log.
     pub fn reload(&mut self) -> Result<bool, ConfigError> {
         let Some(path) = self.path.clone() else {
             return Ok(false);
         };
-        let stamp = modified(&path);
-        if stamp == self.seen {
-            return Ok(false);
-        }
-        self.seen = stamp;
-        let config = Config::load(Some(&path))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        });
+        let text = match text {
+            Ok(text) if self.seen.as_deref() == Some(text.as_str()) => return Ok(false),
+            Ok(text) => text,
+            Err(e) => return Err(e),
+        };
+        self.seen = Some(text.clone());
+        let config = Config::from_text(&path, &text)?;
         if config.init.feed_queues != self.feed_queues {
             return Err(ConfigError::Invalid {
-                line: key_line(
-                    &std::fs::read_to_string(&path).unwrap_or_default(),
-                    "feed_queues",
-                )
-                .unwrap_or(0),
+                line: key_line(&text, "feed_queues").unwrap_or(0),
                 path,
                 message: "init.feed_queues changed; it takes effect only after a restart".into(),
             });
@@ -391,10 +431,6 @@ impl RunSettings {
         self.current = config.run;
         Ok(changed)
     }
-}
-
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 #[cfg(test)]
@@ -433,6 +469,24 @@ mod tests {
         );
         assert_eq!(config.init.feed_queues, InitConfig::default().feed_queues);
         assert_eq!(config.init.spool_root, InitConfig::default().spool_root);
+    }
+
+    #[test]
+    fn spam_rules_skip_the_big_message_queue_unless_told_otherwise() {
+        let run = RunConfig::default();
+        assert!(run.scan_options("feed1").spam);
+        assert!(!run.scan_options("feed5").spam);
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "[run.scan.feed5]\nspam = true\n[run.scan.feed2]\nspam = false\n",
+        );
+        let run = Config::load(Some(&path)).unwrap().run;
+        assert!(run.scan_options("feed5").spam);
+        assert!(!run.scan_options("feed2").spam);
+        let path = write(dir.path(), "[run.scan.feed7]\nspam = true\n");
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("feed7"), "{err}");
     }
 
     #[test]
@@ -500,21 +554,10 @@ mod tests {
         let path = write(dir.path(), "[run]\nloop_delay = 0.5\n");
         let config = Config::load(Some(&path)).unwrap();
         let mut settings = RunSettings::new(&config);
-        let bump = |secs| {
-            let when = SystemTime::now() + Duration::from_secs(secs);
-            fs::File::options()
-                .write(true)
-                .open(&path)
-                .unwrap()
-                .set_modified(when)
-                .unwrap();
-        };
         fs::write(&path, "[run]\nloop_delay = 0.25\n").unwrap();
-        bump(10);
         assert!(settings.reload().unwrap());
         assert_eq!(settings.current().loop_delay, 0.25);
         fs::write(&path, "[run]\nloop_delay = -3\n").unwrap();
-        bump(20);
         let err = settings.reload().unwrap_err().to_string();
         assert!(
             err.contains("sie.toml:2:") && err.contains("loop_delay"),

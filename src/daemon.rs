@@ -13,6 +13,8 @@ use crate::lockfile::{self, claim_pid_file, clear_stop, stop_requested, write_fr
 use crate::log::ProcessLog;
 use crate::queue::recover::recover_spool;
 use crate::queue::{self, Spool};
+use crate::rules::install::installed_set;
+use crate::rules::{ActiveRules, ensure_installed};
 use crate::timefmt::now_epoch;
 use crate::work::{PassEnd, WorkError, work_pass};
 
@@ -73,6 +75,14 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     log.dated(&format!("Starting, pid {}.", std::process::id()));
     let mut settings = RunSettings::new(config);
     recover(spool, &settings, &name, &mut log)?;
+    match role {
+        Role::Feed => install_shipped_definitions(spool, &mut log),
+        Role::Work(_) if installed_set(spool).is_none() => log.line(
+            "No definitions installed yet: scanning with the built-in EICAR signature until a set is installed.",
+        ),
+        Role::Work(_) => {}
+    }
+    let mut rules = ActiveRules::new();
     let should_stop = || signalled.load(Ordering::Relaxed) || stop_requested(spool, &name);
     let mut pass = 0u64;
     loop {
@@ -93,15 +103,16 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
                 run.feed_loop_delay
             }
             Role::Work(queue) => {
-                let worked = match work_pass(spool, queue, &run, &mut log, pass, &should_stop) {
-                    Ok(PassEnd::Finished(_)) => true,
-                    Ok(PassEnd::Idle) => false,
-                    Ok(PassEnd::Stopped) => break,
-                    Err(e) => {
-                        log.line(&format!("Pass failed: {e}"));
-                        true
-                    }
-                };
+                let worked =
+                    match work_pass(spool, queue, &run, &mut log, pass, &mut rules, &should_stop) {
+                        Ok(PassEnd::Finished(_)) => true,
+                        Ok(PassEnd::Idle) => false,
+                        Ok(PassEnd::Stopped) => break,
+                        Err(e) => {
+                            log.line(&format!("Pass failed: {e}"));
+                            true
+                        }
+                    };
                 write_free(spool, queue, now_epoch() + run.loop_delay)?;
                 if worked {
                     log.dated(&format!("Sleeping: {}", run.loop_delay));
@@ -116,6 +127,20 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     clear_stop(spool, &name)?;
     log.dated("Stopped.");
     Ok(())
+}
+
+/// Installs the definitions built into SIE when the spool has none, so a fresh spool
+/// scans with them from the start; a failure is logged and the loops run on.
+pub fn install_shipped_definitions(spool: &Spool, log: &mut ProcessLog) {
+    match ensure_installed(spool, Duration::from_secs(60)) {
+        Ok(Some(report)) => log.line(&format!(
+            "Installed the shipped definitions in {}: {}",
+            report.set_dir.display(),
+            report.summary
+        )),
+        Ok(None) => {}
+        Err(e) => log.line(&format!("Cannot install the shipped definitions: {e}")),
+    }
 }
 
 /// Reunites split entries left by a crash, and empties this process's scratch space.

@@ -30,7 +30,11 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> InputError + '_ {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
     /// A queue entry: its control file and body.
-    Entry { queue: String, dir: PathBuf, id: QueueId },
+    Entry {
+        queue: String,
+        dir: PathBuf,
+        id: QueueId,
+    },
     /// A file: a message, an mbox, or any other file.
     File(PathBuf),
 }
@@ -127,7 +131,9 @@ fn read_file(path: &Path) -> Result<Vec<Input>, InputError> {
     if head.starts_with(b"From ") {
         let file = File::open(path).map_err(io_err(path))?;
         let mut inputs = Vec::new();
-        for (n, message) in mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file)).enumerate() {
+        for (n, message) in
+            mail_parser::mailbox::mbox::MessageIterator::new(BufReader::new(file)).enumerate()
+        {
             let message = message.map_err(io_err(path))?;
             inputs.push(Input {
                 label: format!("{label}#{}", n + 1),
@@ -141,7 +147,10 @@ fn read_file(path: &Path) -> Result<Vec<Input>, InputError> {
     let content = if looks_like_message(&head) {
         Content::Message(bytes)
     } else {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Content::File { name, bytes }
     };
     Ok(vec![Input {
@@ -203,14 +212,26 @@ mod tests {
         fs::write(&zip, b"PK\x03\x04binary").unwrap();
         let spool = Spool::new(dir.path().join("queues"), 1);
         let found = sources(&[dir.path().to_string_lossy().into_owned()], &spool).unwrap();
-        assert_eq!(found, [Source::File(eml.clone()), Source::File(mbox.clone()), Source::File(zip.clone())]);
+        assert_eq!(
+            found,
+            [
+                Source::File(eml.clone()),
+                Source::File(mbox.clone()),
+                Source::File(zip.clone())
+            ]
+        );
         let inputs = read(&Source::File(eml)).unwrap();
         assert!(matches!(inputs[0].content, Content::Message(_)));
         let inputs = read(&Source::File(mbox)).unwrap();
         assert_eq!(inputs.len(), 2);
         assert!(inputs[1].label.ends_with("box#2"));
-        let Content::Message(first) = &inputs[0].content else { panic!() };
-        assert!(String::from_utf8_lossy(first).contains("\nFrom here"), "mboxrd unquoting");
+        let Content::Message(first) = &inputs[0].content else {
+            panic!()
+        };
+        assert!(
+            String::from_utf8_lossy(first).contains("\nFrom here"),
+            "mboxrd unquoting"
+        );
         let inputs = read(&Source::File(zip)).unwrap();
         assert!(matches!(&inputs[0].content, Content::File { name, .. } if name == "x.zip"));
     }
@@ -235,10 +256,15 @@ mod tests {
         let found = sources(&["6ALNNrgA023896".to_string()], &spool).unwrap();
         let inputs = read(&found[0]).unwrap();
         assert_eq!(inputs[0].label, "virus/6ALNNrgA023896");
-        let Content::Message(message) = &inputs[0].content else { panic!() };
+        let Content::Message(message) = &inputs[0].content else {
+            panic!()
+        };
         assert!(message.ends_with(b"Subject: held\n\nbody\n"));
         assert_eq!(inputs[0].envelope.as_ref().unwrap().1, ["<c@d.test>"]);
-        assert!(matches!(sources(&["NOSUCHID000000".to_string()], &spool), Err(InputError::NotFound(_))));
+        assert!(matches!(
+            sources(&["NOSUCHID000000".to_string()], &spool),
+            Err(InputError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod corpus;
 pub mod daemon;
 pub mod feed;
 pub mod inputs;
@@ -17,4 +18,3 @@ pub mod supervisor;
 pub mod timefmt;
 pub mod tune;
 pub mod work;
-pub mod corpus;

@@ -251,9 +251,8 @@ pub fn lock_queues(
 /// Waits up to `timeout` until none of `processes` runs (pid file gone or naming a dead
 /// process); returns those still running.
 pub fn wait_stopped(spool: &Spool, processes: &[String], timeout: Duration) -> Vec<String> {
-    let running = |process: &&String| {
-        read_pid_file(&spool.pid_file(process)).is_some_and(process_alive)
-    };
+    let running =
+        |process: &&String| read_pid_file(&spool.pid_file(process)).is_some_and(process_alive);
     let deadline = Instant::now() + timeout;
     while processes.iter().any(|p| running(&p)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -409,8 +408,13 @@ mod tests {
             panic!("feed2 must lock");
         };
         let outcome = lock_queues(&spool, &queues, &admin, Duration::from_millis(200)).unwrap();
-        assert!(matches!(outcome, LockQueuesOutcome::TimedOut { ref queue, .. } if queue == "feed2"));
-        assert!(queue_lock_holder(&spool, "feed1").unwrap().is_none(), "feed1 released again");
+        assert!(
+            matches!(outcome, LockQueuesOutcome::TimedOut { ref queue, .. } if queue == "feed2")
+        );
+        assert!(
+            queue_lock_holder(&spool, "feed1").unwrap().is_none(),
+            "feed1 released again"
+        );
         drop(busy);
         let outcome = lock_queues(&spool, &queues, &admin, Duration::from_millis(200)).unwrap();
         assert_eq!(

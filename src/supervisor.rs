@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::daemon::{DaemonError, Role};
+use crate::daemon::{DaemonError, Role, install_shipped_definitions};
 use crate::lockfile::{claim_pid_file, clear_stop, request_stop};
 use crate::log::ProcessLog;
 use crate::queue::{self, Spool};
@@ -58,6 +58,7 @@ pub fn supervise(spool: &Spool, child: &ChildCommand, echo: bool) -> Result<(), 
     }
     let mut log = ProcessLog::new("sie", spool.log_file("sie"), echo);
     clear_stop(spool, "sie")?;
+    install_shipped_definitions(spool, &mut log);
     let mut roles = vec![Role::Feed];
     roles.extend(spool.feed_queue_names().into_iter().map(Role::Work));
     let mut children: BTreeMap<String, (Role, Child)> = BTreeMap::new();

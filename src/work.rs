@@ -15,7 +15,9 @@ use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
 use crate::queue::{
     self, Entry, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result,
 };
-use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message};
+use crate::rules::exceptions::Envelope;
+use crate::rules::{ActiveRules, Refresh, RuleSet};
+use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message_with_rules};
 use crate::timefmt::{now_epoch, pass_id};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,7 @@ pub fn work_pass(
     run: &RunConfig,
     log: &mut ProcessLog,
     pass: u64,
+    rules: &mut ActiveRules,
     should_stop: &dyn Fn() -> bool,
 ) -> Result<PassEnd, WorkError> {
     let started = Instant::now();
@@ -87,6 +90,20 @@ pub fn work_pass(
             }
         }
     };
+    // Definitions change only while every work queue is locked, so a set loaded
+    // here stays whole for the scan.
+    match rules.refresh(spool) {
+        Refresh::Unchanged => {}
+        Refresh::Loaded { from, problems } => log.line(&format!(
+            "Loaded definitions from {} ({problems} lines skipped)",
+            from.display()
+        )),
+        Refresh::Failed { from, error } => log.line(&format!(
+            "Keeping the loaded definitions; {} failed to load: {error}",
+            from.display()
+        )),
+    }
+    let rule_set = rules.rules();
     if let Some(stale) = &queue_lock.cleared_stale {
         log.line(&format!(
             "Cleared stale lock.{queue} of dead pid {} ({})",
@@ -136,11 +153,11 @@ pub fn work_pass(
             LockOutcome::Busy | LockOutcome::Replaced | LockOutcome::Vanished => {}
         }
     }
-    let options = run.scan_options();
+    let options = run.scan_options(queue);
     let cpu_before = cpu_seconds();
     let verdicts: Vec<(Verdict, u64)> = locked
         .par_iter()
-        .map(|entry| scan_entry(entry, &options))
+        .map(|entry| scan_entry(entry, &options, &rule_set))
         .collect();
     let vf = cpu_seconds() - cpu_before;
     drop(queue_lock);
@@ -161,7 +178,12 @@ pub fn work_pass(
         stats.msgs += 1;
         stats.bytes += bytes;
         match verdict.kind {
-            VerdictKind::Clean => stats.clean += 1,
+            VerdictKind::Clean => match verdict.pardoned_kind() {
+                Some(VerdictKind::Virus) => stats.vir_ex += 1,
+                Some(VerdictKind::Ext) => stats.ext_ex += 1,
+                Some(_) => stats.spam_ex += 1,
+                None => stats.clean += 1,
+            },
             VerdictKind::Virus => stats.vir += 1,
             VerdictKind::Ext => stats.ext += 1,
             VerdictKind::Spam => stats.spam += 1,
@@ -223,29 +245,42 @@ fn label(kind: VerdictKind) -> &'static str {
 }
 
 fn error_verdict(name: &str, reason: &str) -> Verdict {
-    Verdict {
-        kind: VerdictKind::Error,
-        name: name.to_string(),
-        location: String::new(),
-        reason: reason.to_string(),
-    }
+    Verdict::new(VerdictKind::Error, name, "", reason)
 }
 
 /// Re-reads and scans one locked entry; any problem with the entry is an error verdict.
 /// Returns the verdict and the entry's size in bytes.
-fn scan_entry(entry: &LockedEntry, options: &ScanOptions) -> (Verdict, u64) {
+fn scan_entry(entry: &LockedEntry, options: &ScanOptions, rules: &RuleSet) -> (Verdict, u64) {
     let control = match entry.control() {
         Ok(control) => control,
         Err(e) => return (error_verdict("bad-qf", &e.to_string()), entry.qf_len()),
     };
     let df_path = entry.df_path();
     match assemble_message(&control, &df_path) {
-        Ok((message, df_bytes)) => (scan_message(&message, options), entry.qf_len() + df_bytes),
+        Ok((message, df_bytes)) => {
+            let sender = control.sender().unwrap_or_default();
+            let recipients = control.recipients();
+            let envelope = Envelope {
+                sender: &sender,
+                recipients: &recipients,
+            };
+            let verdict = scan_message_with_rules(&message, options, rules, &envelope);
+            (verdict, entry.qf_len() + df_bytes)
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
-            error_verdict("missing-df", &format!("df{} is missing; sendmail would deliver an empty body", entry.id)),
+            error_verdict(
+                "missing-df",
+                &format!(
+                    "df{} is missing; sendmail would deliver an empty body",
+                    entry.id
+                ),
+            ),
             entry.qf_len(),
         ),
-        Err(e) => (error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())), entry.qf_len()),
+        Err(e) => (
+            error_verdict("unreadable-df", &format!("{}: {e}", df_path.display())),
+            entry.qf_len(),
+        ),
     }
 }
 

@@ -774,16 +774,27 @@ fn fixtures_match_what_sendmail_writes_now() {
 
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");
     let committed = fs::read_to_string(fixtures.join("MANIFEST")).unwrap();
-    for (line, (new_id, kind)) in committed.lines().zip(manifest.lines().map(|l| l.split_once(' ').unwrap())) {
+    for (line, (new_id, kind)) in committed
+        .lines()
+        .zip(manifest.lines().map(|l| l.split_once(' ').unwrap()))
+    {
         let (old_id, old_kind) = line.split_once(' ').unwrap();
         assert_eq!(old_kind, kind, "MANIFEST order");
         let old = fs::read(fixtures.join(format!("qf{old_id}"))).unwrap();
         let new = fs::read(out_dir.join(format!("qf{new_id}"))).unwrap();
         for qf in [&old, &new] {
             let parsed = sie::queue::qf::ControlFile::parse(qf).unwrap();
-            assert_eq!(&parsed.to_bytes(), qf, "{kind}: parse + write is byte-identical");
+            assert_eq!(
+                &parsed.to_bytes(),
+                qf,
+                "{kind}: parse + write is byte-identical"
+            );
         }
-        assert_eq!(record_shape(&old), record_shape(&new), "{kind}: record layout changed");
+        assert_eq!(
+            record_shape(&old),
+            record_shape(&new),
+            "{kind}: record layout changed"
+        );
         assert_eq!(
             fs::read(fixtures.join(format!("df{old_id}"))).unwrap(),
             fs::read(out_dir.join(format!("df{new_id}"))).unwrap(),

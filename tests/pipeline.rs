@@ -310,10 +310,17 @@ fn real_sendmail_entries_pass_through_byte_for_byte() {
     let spool = TestSpool::new();
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/real");
     let manifest = fs::read_to_string(fixtures.join("MANIFEST")).unwrap();
-    let ids: Vec<&str> = manifest.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    let ids: Vec<&str> = manifest
+        .lines()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
     for id in &ids {
         for kind in ["df", "qf"] {
-            fs::copy(fixtures.join(format!("{kind}{id}")), spool.queue("in").join(format!("{kind}{id}"))).unwrap();
+            fs::copy(
+                fixtures.join(format!("{kind}{id}")),
+                spool.queue("in").join(format!("{kind}{id}")),
+            )
+            .unwrap();
         }
     }
     let mut sie = spool.start_sie();

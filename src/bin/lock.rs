@@ -45,7 +45,10 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let user = std::env::var("USER").unwrap_or_else(|_| format!("uid {}", nix::unistd::getuid()));
     let holder = Holder {
         pid: 0,
-        name: format!("lock by {user} at {}", sie::timefmt::log_date(chrono::Local::now())),
+        name: format!(
+            "lock by {user} at {}",
+            sie::timefmt::log_date(chrono::Local::now())
+        ),
     };
     let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
     match lock_queues(&spool, &queues, &holder, timeout)? {

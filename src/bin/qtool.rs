@@ -43,10 +43,19 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (_config, spool) = args.common.open()?;
-    anyhow::ensure!(args.from != args.to, "{} and {} are the same queue", args.from, args.to);
+    anyhow::ensure!(
+        args.from != args.to,
+        "{} and {} are the same queue",
+        args.from,
+        args.to
+    );
     let outcomes = move_matching(&spool, &args.from, &args.to, &IdPatterns::new(&args.ids)?)?;
     if outcomes.is_empty() {
-        eprintln!("qtool: no entry of {} matches {}", args.from, args.ids.join(" "));
+        eprintln!(
+            "qtool: no entry of {} matches {}",
+            args.from,
+            args.ids.join(" ")
+        );
         return Ok(ExitCode::from(EXIT_FINDINGS));
     }
     let mut out = std::io::stdout().lock();
@@ -60,5 +69,9 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::from(if skipped > 0 { EXIT_FINDINGS } else { EXIT_OK }))
+    Ok(ExitCode::from(if skipped > 0 {
+        EXIT_FINDINGS
+    } else {
+        EXIT_OK
+    }))
 }

@@ -51,7 +51,14 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for process in &processes {
         if args.cancel {
             let had = clear_stop(&spool, process)?;
-            println!("{process}: {}", if had { "stop cancelled" } else { "no stop pending" });
+            println!(
+                "{process}: {}",
+                if had {
+                    "stop cancelled"
+                } else {
+                    "no stop pending"
+                }
+            );
         } else {
             request_stop(&spool, process)?;
             println!("{process}: stop requested");
@@ -60,9 +67,17 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !args.wait {
         return Ok(ExitCode::from(EXIT_OK));
     }
-    let running = wait_stopped(&spool, &processes, Duration::from_secs_f64(args.timeout.max(0.0)));
+    let running = wait_stopped(
+        &spool,
+        &processes,
+        Duration::from_secs_f64(args.timeout.max(0.0)),
+    );
     for process in &running {
         eprintln!("stop: {process} still running after {}s", args.timeout);
     }
-    Ok(ExitCode::from(if running.is_empty() { EXIT_OK } else { EXIT_FINDINGS }))
+    Ok(ExitCode::from(if running.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    }))
 }

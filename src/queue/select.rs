@@ -80,7 +80,9 @@ pub fn move_matching(
                 MoveOutcome::Skipped("incomplete control file (being written?)".into())
             }
             LockOutcome::Busy => MoveOutcome::Skipped("in use (locked by the MTA or SIE)".into()),
-            LockOutcome::Replaced => MoveOutcome::Skipped("control file replaced since listed".into()),
+            LockOutcome::Replaced => {
+                MoveOutcome::Skipped("control file replaced since listed".into())
+            }
             LockOutcome::Vanished => MoveOutcome::Skipped("gone since listed".into()),
         };
         outcomes.push((entry.id.clone(), outcome));

@@ -14,7 +14,8 @@ use crate::queue::{Spool, durable::sync_dir};
 use crate::rules::LoadProblem;
 
 /// Extensions of the files a definitions directory may hold; others are ignored.
-pub const DEFINITION_EXTENSIONS: [&str; 9] = ["vdl", "hdb", "hsb", "ndb", "ldb", "fp", "sfp", "ign2", "cf"];
+pub const DEFINITION_EXTENSIONS: [&str; 9] =
+    ["vdl", "hdb", "hsb", "ndb", "ldb", "fp", "sfp", "ign2", "cf"];
 
 /// How many installed sets are kept (the current one, the one before, and one more).
 const SETS_KEPT: usize = 3;
@@ -29,7 +30,11 @@ pub enum InstallError {
     #[error("{source_dir}: definitions rejected, the installed set stays: {reason}")]
     Rejected { source_dir: PathBuf, reason: String },
     #[error("work queue {queue} stayed locked by pid {pid} ({name}); nothing was installed")]
-    QueuesBusy { queue: String, pid: i32, name: String },
+    QueuesBusy {
+        queue: String,
+        pid: i32,
+        name: String,
+    },
     #[error(transparent)]
     Lock(#[from] lockfile::LockError),
 }
@@ -126,7 +131,11 @@ fn stage_files(source: &Path, stage: &Path) -> Result<Vec<String>, InstallError>
         for entry in entries {
             let mut entry = entry.map_err(io_err(source))?;
             let path = entry.path().map_err(io_err(source))?.into_owned();
-            let Some(file_name) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+            let Some(file_name) = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+            else {
                 continue;
             };
             // Only the file name is used: a member path never picks where a file lands.
@@ -134,11 +143,15 @@ fn stage_files(source: &Path, stage: &Path) -> Result<Vec<String>, InstallError>
                 continue;
             }
             if entry.size() > MAX_DEFINITION_FILE_BYTES {
-                return Err(rejected(source, format!("{file_name} is larger than 1 GiB")));
+                return Err(rejected(
+                    source,
+                    format!("{file_name} is larger than 1 GiB"),
+                ));
             }
             let target = unpacked.join(&file_name);
             let mut out = File::create(&target).map_err(io_err(&target))?;
-            io::copy(&mut (&mut entry).take(MAX_DEFINITION_FILE_BYTES), &mut out).map_err(io_err(&target))?;
+            io::copy(&mut (&mut entry).take(MAX_DEFINITION_FILE_BYTES), &mut out)
+                .map_err(io_err(&target))?;
         }
         let files = stage_files(&unpacked, stage);
         let _ = fs::remove_dir_all(&unpacked);
@@ -155,15 +168,24 @@ fn stage_files(source: &Path, stage: &Path) -> Result<Vec<String>, InstallError>
             continue;
         }
         if meta.len() > MAX_DEFINITION_FILE_BYTES {
-            return Err(rejected(source, format!("{file_name} is larger than 1 GiB")));
+            return Err(rejected(
+                source,
+                format!("{file_name} is larger than 1 GiB"),
+            ));
         }
         let target = stage.join(&file_name);
         fs::copy(item.path(), &target).map_err(io_err(&target))?;
-        File::open(&target).and_then(|f| f.sync_all()).map_err(io_err(&target))?;
+        File::open(&target)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err(&target))?;
         files.push(file_name);
     }
     if files.is_empty() {
-        return Err(rejected(source, "no definition files (*.vdl, *.hdb, *.hsb, *.ndb, *.ldb, *.fp, *.sfp, *.ign2, *.cf)".into()));
+        return Err(rejected(
+            source,
+            "no definition files (*.vdl, *.hdb, *.hsb, *.ndb, *.ldb, *.fp, *.sfp, *.ign2, *.cf)"
+                .into(),
+        ));
     }
     files.sort();
     sync_dir(stage).map_err(io_err(stage))?;
@@ -308,18 +330,31 @@ mod tests {
     fn a_good_set_becomes_current_and_the_old_one_previous() {
         let (dir, spool) = spool();
         assert!(installed_set(&spool).is_none());
-        let one = source(&dir.path().join("one"), &[("virus.vdl", "one"), ("notes.txt", "x")]);
+        let one = source(
+            &dir.path().join("one"),
+            &[("virus.vdl", "one"), ("notes.txt", "x")],
+        );
         let report = install(&spool, &one, &accept, Duration::from_secs(1)).unwrap();
-        assert_eq!(report.files, ["virus.vdl"], "only definition files are copied");
+        assert_eq!(
+            report.files,
+            ["virus.vdl"],
+            "only definition files are copied"
+        );
         assert_eq!(installed_set(&spool).unwrap(), report.set_dir);
         let two = source(&dir.path().join("two"), &[("virus.vdl", "two")]);
         install(&spool, &two, &accept, Duration::from_secs(1)).unwrap();
         let current = installed_set(&spool).unwrap();
-        assert_eq!(fs::read_to_string(current.join("virus.vdl")).unwrap(), "two");
+        assert_eq!(
+            fs::read_to_string(current.join("virus.vdl")).unwrap(),
+            "two"
+        );
         let previous = fs::read_link(vdl_root(&spool).join("previous")).unwrap();
         assert_eq!(previous, PathBuf::from("set.1"));
         for queue in spool.feed_queue_names() {
-            assert!(queue_lock_holder(&spool, &queue).unwrap().is_none(), "{queue} unlocked again");
+            assert!(
+                queue_lock_holder(&spool, &queue).unwrap().is_none(),
+                "{queue} unlocked again"
+            );
         }
     }
 
@@ -332,8 +367,15 @@ mod tests {
         let err = install(&spool, &bad, &accept, Duration::from_secs(1)).unwrap_err();
         assert!(err.to_string().contains("self-test failed"), "{err}");
         let current = installed_set(&spool).unwrap();
-        assert_eq!(fs::read_to_string(current.join("virus.vdl")).unwrap(), "good");
-        assert_eq!(generations(&vdl_root(&spool)).unwrap(), [1], "the rejected set is gone");
+        assert_eq!(
+            fs::read_to_string(current.join("virus.vdl")).unwrap(),
+            "good"
+        );
+        assert_eq!(
+            generations(&vdl_root(&spool)).unwrap(),
+            [1],
+            "the rejected set is gone"
+        );
     }
 
     #[test]
@@ -343,12 +385,16 @@ mod tests {
             pid: std::process::id() as i32,
             name: "sie-work feed2".into(),
         };
-        let QueueLockOutcome::Taken(pass) = try_lock_queue(&spool, "feed2", &holder).unwrap() else {
+        let QueueLockOutcome::Taken(pass) = try_lock_queue(&spool, "feed2", &holder).unwrap()
+        else {
             panic!("feed2 must lock");
         };
         let new = source(&dir.path().join("new"), &[("virus.vdl", "new")]);
         let err = install(&spool, &new, &accept, Duration::from_millis(200)).unwrap_err();
-        assert!(matches!(err, InstallError::QueuesBusy { ref queue, .. } if queue == "feed2"), "{err}");
+        assert!(
+            matches!(err, InstallError::QueuesBusy { ref queue, .. } if queue == "feed2"),
+            "{err}"
+        );
         assert!(installed_set(&spool).is_none());
         assert!(queue_lock_holder(&spool, "feed1").unwrap().is_none());
         drop(pass);
@@ -359,8 +405,15 @@ mod tests {
         let (dir, spool) = spool();
         let tarball = dir.path().join("defs.tar.gz");
         let file = File::create(&tarball).unwrap();
-        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()));
-        for (path, text) in [("defs/virus.vdl", "tar"), ("../../escape.ndb", "x"), ("defs/readme", "y")] {
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::fast(),
+        ));
+        for (path, text) in [
+            ("defs/virus.vdl", "tar"),
+            ("../../escape.ndb", "x"),
+            ("defs/readme", "y"),
+        ] {
             let mut header = tar::Header::new_gnu();
             header.set_size(text.len() as u64);
             header.set_mode(0o644);

@@ -21,8 +21,11 @@ mod testutil;
 
 pub use limits::Limits;
 pub use object::{CONTAINER_MAIL, Object};
-pub use verdict::{Verdict, VerdictKind};
+pub use verdict::{Pardon, Verdict, VerdictKind};
 
+use crate::rules::RuleSet;
+use crate::rules::exceptions::{Envelope, Finding};
+use crate::rules::signatures::{ObjectInfo, Target};
 use limits::Budget;
 use object::Scanner;
 use virus::Signatures;
@@ -33,6 +36,8 @@ pub struct ScanOptions {
     /// Blocked attachment extensions, any case, leading dot optional.
     pub exts: Vec<String>,
     pub limits: Limits,
+    /// Whether the spam rules run (off for the big-message queue by default).
+    pub spam: bool,
 }
 
 impl Default for ScanOptions {
@@ -43,6 +48,7 @@ impl Default for ScanOptions {
                 .map(|ext| ext.to_string())
                 .collect(),
             limits: Limits::default(),
+            spam: true,
         }
     }
 }
@@ -57,9 +63,109 @@ pub fn scan_message(message: &[u8], options: &ScanOptions) -> Verdict {
     })
 }
 
+/// Scans one message with a definitions set: signatures and blocked names in every
+/// object, then, if nothing worse was found and `options.spam` is on, the spam rules.
+/// Exceptions pardon findings for this `envelope`; a pardoned finding is recorded in
+/// the verdict's `pardoned` list instead of deciding it.
+pub fn scan_message_with_rules(
+    message: &[u8],
+    options: &ScanOptions,
+    rules: &RuleSet,
+    envelope: &Envelope<'_>,
+) -> Verdict {
+    let find_signature = |data: &[u8], object: &Object<'_>| {
+        let target = if object.is_mail() {
+            Target::Mail
+        } else {
+            Target::File
+        };
+        let info = ObjectInfo {
+            target,
+            container: object.container,
+        };
+        rules.signatures.scan(data, &info).map(|found| found.name)
+    };
+    let pardon = |finding: &Verdict, file_name: Option<&str>| {
+        let finding = Finding {
+            kind: finding.kind,
+            rule: &finding.name,
+            file_name,
+        };
+        rules.exceptions.pardon(&finding, envelope)
+    };
+    let mut verdict = scan_objects(message, options, find_signature, pardon);
+    if options.spam && verdict.kind == VerdictKind::Clean {
+        verdict = verdict.worse(spam_verdict(message, rules, envelope));
+    }
+    verdict
+}
+
+/// The spam rules' verdict: spam when the score of the hits no exception pardons
+/// reaches the threshold; pardoned hits are recorded.
+fn spam_verdict(message: &[u8], rules: &RuleSet, envelope: &Envelope<'_>) -> Verdict {
+    let result = rules.spam.check(message);
+    let mut pardoned = Vec::new();
+    let mut score = 0.0;
+    let mut counted = Vec::new();
+    for hit in &result.hits {
+        let finding = Finding {
+            kind: VerdictKind::Spam,
+            rule: &hit.name,
+            file_name: None,
+        };
+        match rules.exceptions.pardon(&finding, envelope) {
+            Some(exception) => pardoned.push(verdict::Pardon {
+                kind: VerdictKind::Spam,
+                name: hit.name.clone(),
+                location: "message".into(),
+                exception,
+            }),
+            None => {
+                score += hit.score;
+                counted.push(format!("{} ({:.1})", hit.name, hit.score));
+            }
+        }
+    }
+    let is_spam = !result.hits.is_empty() && score >= result.threshold;
+    // A message no exception touched keeps SpamAssassin's own total.
+    if pardoned.is_empty() {
+        score = result.score;
+    }
+    let mut verdict = if is_spam {
+        let names: Vec<&str> = result.hits.iter().map(|hit| hit.name.as_str()).collect();
+        Verdict::new(
+            VerdictKind::Spam,
+            names.join(","),
+            "message",
+            format!(
+                "spam score {score:.1} reaches the threshold {:.1}: {}",
+                result.threshold,
+                counted.join(", ")
+            ),
+        )
+    } else {
+        Verdict::clean()
+    };
+    // Pardons only count as spam-ex when they kept the message from being spam.
+    if !is_spam && result.score >= result.threshold {
+        verdict.pardoned = pardoned;
+    }
+    verdict.score = Some(score);
+    verdict
+}
+
 /// Scans one message as [`scan_message`] does, asking `find_signature` for
 /// the name of the signature an object matches: the one place a signature
 /// set is consulted.
+pub fn scan_with(
+    message: &[u8],
+    options: &ScanOptions,
+    find_signature: impl Fn(&[u8], &Object<'_>) -> Option<String>,
+) -> Verdict {
+    scan_objects(message, options, find_signature, |_, _| None)
+}
+
+/// The walk behind every scan.
 ///
 /// Never panics, whatever the input: a panic of the MIME parser gives an
 /// `error` verdict named `parser_panic`, one of an archive reader
@@ -68,13 +174,14 @@ pub fn scan_message(message: &[u8], options: &ScanOptions) -> Verdict {
 /// searched: a virus visible there is a definite verdict. Archives that
 /// cannot be read are scanned as plain bytes, and the verdict's reason
 /// notes them.
-pub fn scan_with(
+fn scan_objects(
     message: &[u8],
     options: &ScanOptions,
     find_signature: impl Fn(&[u8], &Object<'_>) -> Option<String>,
+    pardon: impl Fn(&Verdict, Option<&str>) -> Option<String>,
 ) -> Verdict {
     let budget = Budget::start(&options.limits);
-    let mut scanner = Scanner::new(&options.exts, &budget, find_signature);
+    let mut scanner = Scanner::new(&options.exts, &budget, find_signature, pardon);
     let walked = mime::walk(message, &budget, |part| {
         scanner.scan_object(&Object {
             data: part.content,

@@ -10,6 +10,7 @@ use super::archive::{self, Content, Expansion, Member, Stopped};
 use super::ext;
 use super::limits::{Budget, Exceeded};
 use super::mime::panic_message;
+use super::verdict::Pardon;
 use super::{Verdict, VerdictKind};
 
 /// ClamAV's container type for MIME parts and the files uuencoded in them.
@@ -41,10 +42,13 @@ impl Object<'_> {
 }
 
 /// One message's scan in progress.
-pub struct Scanner<'s, 'l, F> {
+pub struct Scanner<'s, 'l, F, P> {
     exts: &'s [String],
     budget: &'s Budget<'l>,
     find_signature: F,
+    /// Asked about each virus and ext finding (with the file it is about): the
+    /// exception that pardons it, if any.
+    pardon: P,
     /// The worst finding so far.
     verdict: Verdict,
     /// Archives and members that could not be read, for the reason.
@@ -54,14 +58,20 @@ pub struct Scanner<'s, 'l, F> {
 /// Notes quoted in the verdict's reason; more are counted.
 const MAX_NOTES_SHOWN: usize = 3;
 
-impl<'s, 'l, F: Fn(&[u8], &Object<'_>) -> Option<String>> Scanner<'s, 'l, F> {
-    /// A scan checking names against `exts`, drawing on `budget`, and
-    /// asking `find_signature` for the signature an object matches.
-    pub fn new(exts: &'s [String], budget: &'s Budget<'l>, find_signature: F) -> Self {
+impl<'s, 'l, F, P> Scanner<'s, 'l, F, P>
+where
+    F: Fn(&[u8], &Object<'_>) -> Option<String>,
+    P: Fn(&Verdict, Option<&str>) -> Option<String>,
+{
+    /// A scan checking names against `exts`, drawing on `budget`, asking
+    /// `find_signature` for the signature an object matches and `pardon` for
+    /// the exception that excuses a finding.
+    pub fn new(exts: &'s [String], budget: &'s Budget<'l>, find_signature: F, pardon: P) -> Self {
         Scanner {
             exts,
             budget,
             find_signature,
+            pardon,
             verdict: Verdict::clean(),
             notes: Vec::new(),
         }
@@ -81,7 +91,7 @@ impl<'s, 'l, F: Fn(&[u8], &Object<'_>) -> Option<String>> Scanner<'s, 'l, F> {
     pub fn scan_object(&mut self, object: &Object<'_>) -> ControlFlow<()> {
         for name in object.names {
             if let Some(extension) = ext::blocked_extension(name, self.exts) {
-                self.found(blocked_name(&extension, name, object.location));
+                self.report(blocked_name(&extension, name, object.location), Some(name));
             }
         }
         let members = match archive::detect(object.data) {
@@ -93,8 +103,12 @@ impl<'s, 'l, F: Fn(&[u8], &Object<'_>) -> Option<String>> Scanner<'s, 'l, F> {
         }
         // Searched even when a limit stopped the members: a virus seen in
         // the bytes is a definite verdict.
-        if let Some(signature) = (self.find_signature)(object.data, object) {
-            self.found(virus_found(&signature, object.location));
+        if let Some(signature) = (self.find_signature)(object.data, object)
+            && self.report(
+                virus_found(&signature, object.location),
+                object.names.first().copied(),
+            )
+        {
             return ControlFlow::Break(());
         }
         members
@@ -226,6 +240,26 @@ impl<'s, 'l, F: Fn(&[u8], &Object<'_>) -> Option<String>> Scanner<'s, 'l, F> {
             ControlFlow::Continue(())
         } else {
             ControlFlow::Break(())
+        }
+    }
+
+    /// A virus or ext finding: pardoned by an exception, or counted. Returns whether
+    /// it counted.
+    fn report(&mut self, finding: Verdict, file_name: Option<&str>) -> bool {
+        match (self.pardon)(&finding, file_name) {
+            Some(exception) => {
+                self.verdict.pardoned.push(Pardon {
+                    kind: finding.kind,
+                    name: finding.name,
+                    location: finding.location,
+                    exception,
+                });
+                false
+            }
+            None => {
+                self.found(finding);
+                true
+            }
         }
     }
 

@@ -68,8 +68,21 @@ impl VerdictKind {
     }
 }
 
-/// One verdict with its evidence, as written to the result file.
+/// A finding an exception pardoned: it did not decide the verdict, but it is counted
+/// (`vir-ex`, `ext-ex`, `spam-ex`) and written down.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pardon {
+    #[serde(rename = "verdict")]
+    pub kind: VerdictKind,
+    pub name: String,
+    #[serde(rename = "where")]
+    pub location: String,
+    /// The exception line that pardoned it, as written.
+    pub exception: String,
+}
+
+/// One verdict with its evidence, as written to the result file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     #[serde(rename = "verdict")]
     pub kind: VerdictKind,
@@ -83,6 +96,12 @@ pub struct Verdict {
     /// One sentence saying why, for the admin reading the result file.
     #[serde(rename = "why")]
     pub reason: String,
+    /// The spam score, when the spam rules ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+    /// Findings that exceptions pardoned, in the order found.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pardoned: Vec<Pardon>,
 }
 
 impl Verdict {
@@ -97,6 +116,8 @@ impl Verdict {
             name: name.into(),
             location: location.into(),
             reason: reason.into(),
+            score: None,
+            pardoned: Vec::new(),
         }
     }
 
@@ -110,13 +131,25 @@ impl Verdict {
     }
 
     /// Keeps the more severe of two verdicts; on a tie the one found first
-    /// (`self`) stays, so the result file names the first match.
-    pub fn worse(self, other: Verdict) -> Verdict {
+    /// (`self`) stays, so the result file names the first match. Pardons of both
+    /// are kept.
+    pub fn worse(mut self, mut other: Verdict) -> Verdict {
         if other.kind.severity() > self.kind.severity() {
+            self.pardoned.append(&mut other.pardoned);
+            other.pardoned = self.pardoned;
             other
         } else {
+            self.pardoned.append(&mut other.pardoned);
             self
         }
+    }
+
+    /// The kind a clean message's pardons are counted under in the `Stats:` line
+    /// (`vir-ex` before `ext-ex` before `spam-ex`), if it had any.
+    pub fn pardoned_kind(&self) -> Option<VerdictKind> {
+        [VerdictKind::Virus, VerdictKind::Ext, VerdictKind::Spam]
+            .into_iter()
+            .find(|kind| self.pardoned.iter().any(|p| p.kind == *kind))
     }
 
     /// The result file for message `id`: one `key: value` line each.
@@ -136,6 +169,21 @@ impl Verdict {
             text.push_str(key);
             text.push_str(": ");
             push_single_line(&mut text, value);
+            text.push('\n');
+        }
+        if let Some(score) = self.score {
+            text.push_str(&format!("score: {score:.1}\n"));
+        }
+        for pardon in &self.pardoned {
+            text.push_str("pardoned: ");
+            let line = format!(
+                "{} {} at {} by \"{}\"",
+                pardon.kind.as_str(),
+                pardon.name,
+                pardon.location,
+                pardon.exception
+            );
+            push_single_line(&mut text, &line);
             text.push('\n');
         }
         text

@@ -1,0 +1,482 @@
+//! Loading a definitions directory and compiling its definitions into a
+//! `SignatureSet`: file order, ignore lists, the anchors and their automata.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use md5::Md5;
+use rayon::prelude::*;
+use sha2::Digest;
+
+use super::body::{Offset, Pattern};
+use super::set::{
+    Anchor, Automaton, BodySig, DENSE_DEPTH, DFA_MAX_ANCHORS, HashTable, LogicalSig, PatRef,
+    SUB_BIT, SignatureSet, SubPattern,
+};
+use super::{BodyDef, Def, HashDef, LogicalDef, SignatureError, SubDef, is_virus_vdl, vdl};
+use crate::rules::LoadProblem;
+use crate::rules::clamav::{self, DbKind, Line};
+use crate::scan::virus::{EICAR_NAME, eicar_test_file};
+
+#[derive(Default)]
+struct AnchorList {
+    ids: HashMap<Vec<u8>, u32>,
+    anchors: Vec<Vec<u8>>,
+    refs: Vec<(u32, PatRef)>,
+}
+
+impl AnchorList {
+    fn add(&mut self, anchor: &[u8], r: PatRef) {
+        let next = self.anchors.len() as u32;
+        let id = *self.ids.entry(anchor.to_vec()).or_insert_with(|| next);
+        if id == next {
+            self.anchors.push(anchor.to_vec());
+        }
+        self.refs.push((id, r));
+    }
+
+    fn build(mut self, nocase: bool) -> Result<Automaton, String> {
+        if self.anchors.is_empty() {
+            return Ok(Automaton::default());
+        }
+        self.refs.sort_by_key(|&(id, _)| id);
+        let mut starts = vec![0u32; self.anchors.len() + 1];
+        for &(id, _) in &self.refs {
+            starts[id as usize + 1] += 1;
+        }
+        for i in 1..starts.len() {
+            starts[i] += starts[i - 1];
+        }
+        let kind = if self.anchors.len() <= DFA_MAX_ANCHORS {
+            AhoCorasickKind::DFA
+        } else {
+            AhoCorasickKind::ContiguousNFA
+        };
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(nocase)
+            .kind(Some(kind))
+            .dense_depth(DENSE_DEPTH)
+            .build(&self.anchors)
+            .map_err(|e| e.to_string())?;
+        Ok(Automaton {
+            ac: Some(ac),
+            starts,
+            refs: self.refs.into_iter().map(|(_, r)| r).collect(),
+        })
+    }
+}
+
+/// Collects definitions, then compiles them.
+#[derive(Default)]
+pub(super) struct Compiler {
+    bodies: Vec<BodyDef>,
+    logicals: Vec<LogicalDef>,
+    hashes: Vec<HashDef>,
+    allow: Vec<HashDef>,
+    ignore: HashMap<Box<str>, Vec<Option<Vec<u8>>>>,
+}
+
+impl Compiler {
+    fn ignored(&self, name: &str, line: &str) -> bool {
+        let base = name.strip_suffix(clamav::UNOFFICIAL).unwrap_or(name);
+        self.ignore.get(base).is_some_and(|entries| {
+            entries.iter().any(|md5| match md5 {
+                None => true,
+                Some(md5) => Md5::digest(line.as_bytes()).as_slice() == md5.as_slice(),
+            })
+        })
+    }
+
+    fn add(&mut self, def: Def, line: &str) {
+        let name = match &def {
+            Def::Body(b) => Some(&b.name),
+            Def::Logical(l) => Some(&l.name),
+            Def::Hash(h) => Some(&h.name),
+            Def::Allow(_) | Def::Ignore { .. } => None,
+        };
+        if name.is_some_and(|n| self.ignored(n, line.strip_suffix('\r').unwrap_or(line))) {
+            return;
+        }
+        match def {
+            Def::Body(b) => self.bodies.push(b),
+            Def::Logical(l) => self.logicals.push(l),
+            Def::Hash(h) => self.hashes.push(h),
+            Def::Allow(h) => self.allow.push(h),
+            Def::Ignore { name, line_md5 } => self.ignore.entry(name).or_default().push(line_md5),
+        }
+    }
+
+    pub(super) fn eicar(&mut self) {
+        self.bodies.push(BodyDef {
+            name: EICAR_NAME.into(),
+            target: 0,
+            offset: Offset::Any,
+            boyer_moore: true,
+            pattern: Pattern::literal(&eicar_test_file()),
+        });
+    }
+
+    pub(super) fn compile(self) -> Result<SignatureSet, String> {
+        let (mut raw, mut norm, mut nocase) = (
+            AnchorList::default(),
+            AnchorList::default(),
+            AnchorList::default(),
+        );
+        let mut norm_relative = false;
+        let mut place =
+            |pattern: &Pattern, target: u8, offset: Offset, r: PatRef| -> Option<Anchor> {
+                let (anchor, elem, skip) = pattern.anchor()?;
+                if target == 7 && offset.is_relative() {
+                    norm_relative = true;
+                }
+                if pattern.nocase {
+                    nocase.add(&anchor.to_ascii_lowercase(), r);
+                } else {
+                    if target != 7 {
+                        raw.add(anchor, r);
+                    }
+                    if matches!(target, 0 | 7) && pattern.fits_normalised() {
+                        norm.add(anchor, r);
+                    }
+                }
+                Some(Anchor {
+                    elem: elem as u16,
+                    skip: skip as u32,
+                })
+            };
+        let mut bodies = Vec::with_capacity(self.bodies.len());
+        for def in self.bodies {
+            let r = PatRef(bodies.len() as u32);
+            let Some(anchor) = place(&def.pattern, def.target, def.offset, r) else {
+                continue;
+            };
+            bodies.push(BodySig {
+                name: def.name,
+                target: def.target,
+                offset: def.offset,
+                boyer_moore: def.boyer_moore,
+                pattern: def.pattern,
+                anchor,
+            });
+        }
+        let mut subs = Vec::new();
+        let mut logicals = Vec::with_capacity(self.logicals.len());
+        let mut always = Vec::new();
+        for def in self.logicals {
+            let index = logicals.len() as u32;
+            let mut pcres = Vec::new();
+            let count = def.subs.len() as u8;
+            for (id, sub) in def.subs.into_iter().enumerate() {
+                match sub {
+                    SubDef::Body { offset, forms } => {
+                        for pattern in forms {
+                            let r = PatRef(SUB_BIT | subs.len() as u32);
+                            let Some(anchor) = place(&pattern, def.target, offset, r) else {
+                                continue;
+                            };
+                            subs.push(SubPattern {
+                                logical: index,
+                                id: id as u8,
+                                offset,
+                                pattern,
+                                anchor,
+                            });
+                        }
+                    }
+                    SubDef::Pcre(p) => pcres.push((id as u8, p)),
+                }
+            }
+            let zero = vec![0; count as usize];
+            if def.expr.holds(&zero) || pcres.iter().any(|(_, p)| p.trigger.holds(&zero)) {
+                always.push(index);
+            }
+            logicals.push(LogicalSig {
+                name: def.name,
+                target: def.target,
+                file_size: def.file_size,
+                container: def.container,
+                expr: def.expr,
+                subs: count,
+                pcres,
+            });
+        }
+        let mut hashes = HashTable::default();
+        let mut hash_names = Vec::with_capacity(self.hashes.len());
+        for def in &self.hashes {
+            hashes.insert(def, hash_names.len() as u32);
+            hash_names.push(def.name.clone());
+        }
+        let max_bm_skip = bodies
+            .iter()
+            .filter(|b| b.boyer_moore)
+            .map(|b| b.anchor.skip as usize)
+            .max()
+            .unwrap_or(0);
+        let mut allow = HashTable::default();
+        for def in &self.allow {
+            allow.insert(def, 0);
+        }
+        Ok(SignatureSet {
+            bodies,
+            subs,
+            logicals,
+            raw: raw.build(false)?,
+            norm: norm.build(false)?,
+            nocase: nocase.build(true)?,
+            hashes,
+            hash_names,
+            allow,
+            always,
+            norm_relative,
+            max_bm_skip,
+        })
+    }
+}
+
+/// Splits file text into lines; a final line ending does not start another line.
+fn lines(text: &str) -> Vec<&str> {
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if text.ends_with('\n') || text.is_empty() {
+        lines.pop();
+    }
+    lines
+}
+
+pub(super) fn load_dir(dir: &Path) -> Result<(SignatureSet, Vec<LoadProblem>), SignatureError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SignatureError::Io { path, source }
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        if !entry.file_type().map_err(io(&path))?.is_file() && !path.is_file() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = match name.rsplit_once('.') {
+            _ if is_virus_vdl(&name) => None,
+            Some((_, ext)) => match DbKind::from_extension(ext) {
+                Some(kind) => Some(kind),
+                None => continue,
+            },
+            None => continue,
+        };
+        files.push((kind != Some(DbKind::Ign2), name, path, kind));
+    }
+    files.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut compiler = Compiler::default();
+    let mut problems = Vec::new();
+    for (_, _, path, kind) in files {
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let lines = lines(&text);
+        let problem = |line: usize, message: String| LoadProblem {
+            file: path.clone(),
+            line: line + 1,
+            message,
+        };
+        match kind {
+            None => {
+                for (n, line) in lines.iter().enumerate() {
+                    match vdl::parse_line(line) {
+                        Ok(Some(def)) => compiler.add(def, line),
+                        Ok(None) => {}
+                        Err(message) => problems.push(problem(n, message)),
+                    }
+                }
+            }
+            Some(kind) => {
+                let parsed: Vec<Line> = lines
+                    .par_iter()
+                    .map(|line| clamav::parse_line(kind, line))
+                    .collect();
+                for (n, (line, parsed)) in lines.iter().zip(parsed).enumerate() {
+                    match parsed {
+                        Line::Def(def) => compiler.add(def, line),
+                        Line::Skip => {}
+                        Line::Unsupported(message) => {
+                            problems.push(problem(n, format!("{message}; skipped")))
+                        }
+                        Line::Rejected(message) => {
+                            return Err(SignatureError::Rejected(problem(n, message)));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    compiler.eicar();
+    let set = compiler
+        .compile()
+        .map_err(|message| SignatureError::Automaton {
+            path: dir.to_path_buf(),
+            message,
+        })?;
+    Ok((set, problems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::signatures::{ObjectInfo, Target};
+
+    const FILE: ObjectInfo<'static> = ObjectInfo {
+        target: Target::File,
+        container: None,
+    };
+    const MAIL: ObjectInfo<'static> = ObjectInfo {
+        target: Target::Mail,
+        container: None,
+    };
+
+    fn load(files: &[(&str, &str)]) -> Result<(SignatureSet, Vec<LoadProblem>), SignatureError> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        SignatureSet::load_dir(dir.path())
+    }
+
+    fn set(files: &[(&str, &str)]) -> SignatureSet {
+        let (set, problems) = load(files).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        set
+    }
+
+    fn name(set: &SignatureSet, data: &[u8], object: &ObjectInfo) -> Option<String> {
+        set.scan(data, object).map(|m| m.name)
+    }
+
+    #[test]
+    fn rejected_files_fail_the_load_with_file_and_line() {
+        let err =
+            load(&[("a.ndb", "Good:0:*:414243444546\n\nGood2:0:*:414243444547\n")]).unwrap_err();
+        match err {
+            SignatureError::Rejected(p) => {
+                assert!(p.file.ends_with("a.ndb"));
+                assert_eq!(p.line, 2);
+            }
+            other => panic!("{other}"),
+        }
+        assert!(load(&[("a.hdb", "44d88612fea8a8f36de82e1278abb02f:*:H1\n")]).is_err());
+        assert!(load(&[("a.ldb", "L1;Target:0;0;414243;\n")]).is_err());
+    }
+
+    #[test]
+    fn unsupported_and_vdl_problems_are_reported_and_skipped() {
+        let (set, problems) = load(&[
+            (
+                "a.ndb",
+                "Custom.ClamTest.EP-1:1:EP+0:bb71104000\nOk:0:*:414243\n",
+            ),
+            (
+                "virus.vdl",
+                "# own rules\nsig Own.Hex 4f574e??4f574e\nbogus line\n",
+            ),
+            ("spam.vdl", "this is not a virus file\n"),
+            ("notes.txt", "ignored\n"),
+        ])
+        .unwrap();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!((problems[0].line, problems[1].line), (1, 3));
+        assert_eq!(
+            name(&set, b"\0\0\0\0OWN-OWN", &FILE).as_deref(),
+            Some("Own.Hex")
+        );
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn shipped_virus_vdl_loads_cleanly_and_finds_its_samples() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vdl");
+        let (set, problems) = SignatureSet::load_dir(&dir).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(
+            name(&set, &eicar_test_file(), &FILE).as_deref(),
+            Some(EICAR_NAME)
+        );
+        assert_eq!(
+            name(&set, &eicar_test_file(), &MAIL).as_deref(),
+            Some(EICAR_NAME)
+        );
+        let samples: [(&[u8], &str); 3] = [
+            (
+                b"<a href=\"ms-msdt:/id PCWDiagnostic /skip force\">",
+                "SIE.Exploit.CVE-2022-30190-Follina",
+            ),
+            (
+                b"var s = new ActiveXObject(\"WScript.Shell\");\ns.Run(cmd, 0);",
+                "SIE.Trojan.Script.WScriptShell-Run",
+            ),
+            (
+                b"cmd /c PowerShell.exe -NoP -WindowStyle Hidden -enc ZQBjAGgAbwA=",
+                "SIE.Downloader.PowerShell-Hidden",
+            ),
+        ];
+        for (data, expected) in samples {
+            assert_eq!(name(&set, data, &FILE).as_deref(), Some(expected));
+        }
+        assert_eq!(
+            name(
+                &set,
+                b"Please run the PowerShell script we discussed.",
+                &FILE
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn load_of_many_generated_signatures_is_fast() {
+        // Load time for N generated signatures (N = $SIE_SIG_BENCH_N, default 100,000):
+        // cargo test --release --lib load_of_many -- --nocapture
+        let n = std::env::var("SIE_SIG_BENCH_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        let mut ndb = String::new();
+        let mut hdb = String::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..n {
+            let (a, b) = (next(), next());
+            match i % 4 {
+                0 => ndb.push_str(&format!("Gen.Static-{i}:0:*:{a:016x}{:08x}\n", b as u32)),
+                1 => ndb.push_str(&format!(
+                    "Gen.Wild-{i}:0:*:{a:016x}??{:08x}*{:08x}\n",
+                    b as u32,
+                    next() as u32
+                )),
+                2 => ndb.push_str(&format!(
+                    "Gen.Alt-{i}:0:*:{a:016x}(41|42){:04x}\n",
+                    b as u16
+                )),
+                _ => hdb.push_str(&format!("{a:016x}{b:016x}:{}:Gen.Hash-{i}\n", 1000 + i)),
+            }
+        }
+        let started = std::time::Instant::now();
+        let set = set(&[("gen.ndb", &ndb), ("gen.hdb", &hdb)]);
+        let elapsed = started.elapsed();
+        eprintln!(
+            "loaded {} signatures in {:.3} s",
+            set.len(),
+            elapsed.as_secs_f64()
+        );
+        assert_eq!(set.len(), n + 1);
+        let data: Vec<u8> = (0..1_000_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let started = std::time::Instant::now();
+        assert_eq!(name(&set, &data, &FILE), None);
+        eprintln!("scanned 1 MB in {:.3} s", started.elapsed().as_secs_f64());
+    }
+}

@@ -1,0 +1,184 @@
+//! Text detection and normalisation as ClamAV 1.4.6 does them before its second,
+//! normalised pass over a file: what counts as text (its ASCII / UTF-8 / UTF-16
+//! heuristics over the first 1024 bytes) and the normalised form (lower case,
+//! white space runs collapsed to one space, control and non-ASCII bytes dropped).
+
+/// ClamAV reads this many bytes to decide a file's type.
+const TYPE_WINDOW: usize = 1024;
+
+/// ClamAV's default `MaxScriptNormalize`: larger files get no normalised pass.
+pub(crate) const MAX_NORMALISE: usize = 5 * 1024 * 1024;
+
+/// Byte classes of ClamAV's text detector (from file(1)): 0 never in text,
+/// 1 plain ASCII text, 2 ISO-8859, 3 other extended ASCII.
+fn text_class(b: u8) -> u8 {
+    match b {
+        7..=10 | 12 | 13 | 27 => 1,
+        0x20..=0x7e => 1,
+        0x85 => 1,
+        0x80..=0x9f => 3,
+        0xa0..=0xff => 2,
+        _ => 0,
+    }
+}
+
+fn is_ascii_text(buf: &[u8]) -> bool {
+    buf.iter().all(|&b| text_class(b) != 0)
+}
+
+fn is_utf8_text(buf: &[u8]) -> bool {
+    let mut got_one = false;
+    let mut i = 0;
+    while i < buf.len() {
+        let b = buf[i];
+        if b & 0x80 == 0 {
+            if text_class(b) != 1 {
+                return false;
+            }
+        } else if b & 0x40 == 0 {
+            return false;
+        } else {
+            let following = match b {
+                _ if b & 0x20 == 0 => 1,
+                _ if b & 0x10 == 0 => 2,
+                _ if b & 0x08 == 0 => 3,
+                _ if b & 0x04 == 0 => 4,
+                _ if b & 0x02 == 0 => 5,
+                _ => return false,
+            };
+            for _ in 0..following {
+                i += 1;
+                if i >= buf.len() {
+                    return got_one;
+                }
+                if buf[i] & 0x80 == 0 || buf[i] & 0x40 != 0 {
+                    return false;
+                }
+            }
+            got_one = true;
+        }
+        i += 1;
+    }
+    got_one
+}
+
+fn is_utf16_text(buf: &[u8]) -> bool {
+    if buf.len() < 2 {
+        return false;
+    }
+    let (big_endian, bom) = match (buf[0], buf[1]) {
+        (0xff, 0xfe) => (false, true),
+        (0xfe, 0xff) => (true, true),
+        _ => (true, false),
+    };
+    let mut bad = 0;
+    let mut i = 2;
+    while i + 1 < buf.len() {
+        let c = if big_endian {
+            u16::from(buf[i]) << 8 | u16::from(buf[i + 1])
+        } else {
+            u16::from(buf[i + 1]) << 8 | u16::from(buf[i])
+        };
+        if c == 0xfffe {
+            return false;
+        }
+        if c < 128 && text_class(c as u8) != 1 {
+            if !bom {
+                return false;
+            }
+            bad += 1;
+        }
+        i += 2;
+    }
+    !(bom && bad >= buf.len() / 2)
+}
+
+/// Leading bytes of binary formats ClamAV recognises before trying text (a small
+/// subset of its 255 built-in file types: the ones a mail attachment is likely to be).
+const BINARY_MAGIC: &[&[u8]] = &[
+    b"MZ",
+    b"\x7fELF",
+    b"PK\x03\x04",
+    b"PK\x05\x06",
+    b"%PDF-",
+    b"\x1f\x8b",
+    b"BZh",
+    b"Rar!",
+    b"7z\xbc\xaf\x27\x1c",
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+    b"GIF87a",
+    b"GIF89a",
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"\xca\xfe\xba\xbe",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"{\\rtf",
+    b"CWS",
+    b"FWS",
+    b"ZWS",
+];
+
+/// True when ClamAV would type `data` as text (ASCII, UTF-8 or UTF-16) and so give it
+/// a normalised pass.
+pub(crate) fn is_text(data: &[u8]) -> bool {
+    if data.len() > MAX_NORMALISE || BINARY_MAGIC.iter().any(|m| data.starts_with(m)) {
+        return false;
+    }
+    if data.len() > 262 && &data[257..262] == b"ustar" {
+        return false;
+    }
+    let head = &data[..data.len().min(TYPE_WINDOW)];
+    is_ascii_text(head) || is_utf8_text(head) || is_utf16_text(head)
+}
+
+/// The normalised text: upper case to lower case, runs of `\t \n \v \f \r` and space
+/// to one space, other control bytes and bytes above 0x7e dropped (they do not end a
+/// white-space run).
+pub(crate) fn normalise(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut in_space = false;
+    for &b in data {
+        match b {
+            9..=13 | b' ' => {
+                if !in_space {
+                    out.push(b' ');
+                }
+                in_space = true;
+            }
+            0x21..=0x7e => {
+                in_space = false;
+                out.push(b.to_ascii_lowercase());
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_like_clamav() {
+        assert_eq!(normalise(b"Hello   WORLD\n"), b"hello world ");
+        assert_eq!(normalise(b"A\x00B \x01 \xe9C"), b"ab c");
+        assert_eq!(normalise(b"\t\r\nX\x0bY"), b" x y");
+    }
+
+    #[test]
+    fn text_types_as_measured() {
+        assert!(is_text(b"Hello   WORLD\n"));
+        assert!(is_text("caf\u{e9} HELLO".as_bytes()));
+        assert!(is_text(b"caf\xe9 latin-1"));
+        assert!(is_text(&[vec![0xffu8; 2000], b"HELLO".to_vec()].concat()));
+        // UTF-16 without a byte-order mark: no pair reads as a control character.
+        assert!(is_text(b"\x00\x01\x02HELLO  WORLD\n"));
+        assert!(!is_text(b"\x00\x00\x00\x00HELLO"));
+        assert!(!is_text(b"MZ\x90\x00 this is a program"));
+        assert!(!is_text(b"\x00\x00\x00\x00 hello world\n\n"));
+    }
+}
