@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 use crate::queue::qf::ControlFile;
 use crate::queue::{QueueId, Spool};
+use crate::rules::RuleSet;
+use crate::rules::exceptions::Envelope;
+use crate::scan::{ScanOptions, Verdict, encode_base64, scan_message_with_rules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -160,6 +163,38 @@ fn read_file(path: &Path) -> Result<Vec<Input>, InputError> {
     }])
 }
 
+/// Scans one input. A message is scanned as a queued one would be (spam rules as
+/// `options` say); any other file is scanned as if it were a message's only
+/// attachment, with its name checked and no spam rules.
+pub fn scan_input(input: &Input, options: &ScanOptions, rules: &RuleSet) -> Verdict {
+    let no_recipients = Vec::new();
+    let (sender, recipients) = match &input.envelope {
+        Some((sender, recipients)) => (sender.as_str(), recipients),
+        None => ("", &no_recipients),
+    };
+    let envelope = Envelope { sender, recipients };
+    match &input.content {
+        Content::Message(message) => scan_message_with_rules(message, options, rules, &envelope),
+        Content::File { name, bytes } => {
+            let quoted = name.replace(['"', '\\', '\r', '\n'], "_");
+            let mut message = format!(
+                "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"sie-file\"\n\n\
+                 --sie-file\nContent-Type: application/octet-stream; name=\"{quoted}\"\n\
+                 Content-Disposition: attachment; filename=\"{quoted}\"\n\
+                 Content-Transfer-Encoding: base64\n\n"
+            )
+            .into_bytes();
+            message.extend_from_slice(encode_base64(bytes).as_bytes());
+            message.extend_from_slice(b"\n--sie-file--\n");
+            let file_options = ScanOptions {
+                spam: false,
+                ..options.clone()
+            };
+            scan_message_with_rules(&message, &file_options, rules, &envelope)
+        }
+    }
+}
+
 /// A message starts with header fields (`Name: value`, folded lines allowed) and has a
 /// blank line or the end of the file after them.
 pub fn looks_like_message(head: &[u8]) -> bool {
@@ -265,6 +300,31 @@ mod tests {
             sources(&["NOSUCHID000000".to_string()], &spool),
             Err(InputError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn a_plain_file_is_scanned_as_an_attachment_of_its_name() {
+        let (rules, _) = RuleSet::shipped().unwrap();
+        let options = ScanOptions::default();
+        let file = |name: &str, bytes: Vec<u8>| Input {
+            label: name.into(),
+            content: Content::File {
+                name: name.into(),
+                bytes,
+            },
+            envelope: None,
+        };
+        let verdict = scan_input(
+            &file("eicar.bin", crate::scan::virus::eicar_test_file()),
+            &options,
+            &rules,
+        );
+        assert_eq!(verdict.kind, crate::scan::VerdictKind::Virus);
+        assert!(verdict.location.contains("eicar.bin"), "{verdict:?}");
+        let verdict = scan_input(&file("setup.exe", b"MZ".to_vec()), &options, &rules);
+        assert_eq!(verdict.kind, crate::scan::VerdictKind::Ext);
+        let verdict = scan_input(&file("a\"b.txt", b"plain".to_vec()), &options, &rules);
+        assert_eq!(verdict.kind, crate::scan::VerdictKind::Clean, "{verdict:?}");
     }
 
     #[test]

@@ -45,14 +45,17 @@ pub struct RuleSet {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Signatures(#[from] SignatureError),
     #[error(transparent)]
     Spam(#[from] SpamError),
     #[error(transparent)]
     Exceptions(#[from] ExceptionError),
-    #[error("{0}: self-test failed: {1}")]
-    SelfTest(PathBuf, String),
 }
 
 /// The definitions SIE ships in `vdl/`, built into every program so that a spool with
@@ -89,6 +92,19 @@ impl RuleSet {
         ))
     }
 
+    /// The definitions built into SIE (the shipped `vdl/` files).
+    pub fn shipped() -> Result<(RuleSet, Vec<LoadProblem>), RulesError> {
+        let dir = std::env::temp_dir().join(format!("sie-shipped-vdl.{}", std::process::id()));
+        let loaded = write_shipped(&dir)
+            .map_err(|source| RulesError::Io {
+                path: dir.clone(),
+                source,
+            })
+            .and_then(|()| RuleSet::load_dir(&dir));
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
     /// Scans the EICAR test file attached to a message (it must be a virus), and a
     /// plain message (it must be clean), with no envelope exceptions could match.
     /// Returns a one-line account of the set.
@@ -100,7 +116,7 @@ impl RuleSet {
              Content-Type: text/plain\n\nself-test\n--b\n\
              Content-Type: application/octet-stream; name=\"selftest.txt\"\n\
              Content-Transfer-Encoding: base64\n\n{}\n--b--\n",
-            base64_lines(&eicar)
+            crate::scan::encode_base64(&eicar)
         );
         let clean = "From: selftest@localhost\nTo: postmaster@localhost\nSubject: Minutes of \
                      the meeting\nDate: Sun, 22 Nov 2026 10:00:00 +0000\nMessage-Id: \
@@ -138,31 +154,21 @@ impl RuleSet {
     }
 }
 
-fn base64_lines(data: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() {
-                TABLE[(n >> (18 - 6 * i) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
-
 /// Compiles and self-tests a staged definitions directory: the validator of
 /// [`install::install`].
 pub fn validate_dir(dir: &Path) -> Result<(String, Vec<LoadProblem>), String> {
     let (rules, problems) = RuleSet::load_dir(dir).map_err(|e| e.to_string())?;
     let summary = rules.self_test()?;
     Ok((summary, problems))
+}
+
+/// Writes the shipped definitions into `dir` (created if missing).
+fn write_shipped(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for (name, text) in SHIPPED_DEFINITIONS {
+        std::fs::write(dir.join(name), text)?;
+    }
+    Ok(())
 }
 
 /// Installs the shipped definitions when a spool has no set installed yet, so every
@@ -175,14 +181,7 @@ pub fn ensure_installed(
         return Ok(None);
     }
     let source = spool.work_dir(&format!("shipped-vdl.{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(&source)?;
-        for (name, text) in SHIPPED_DEFINITIONS {
-            std::fs::write(source.join(name), text)?;
-        }
-        Ok(())
-    })();
-    let result = written
+    let result = write_shipped(&source)
         .map_err(|source_err| install::InstallError::Io {
             path: source.clone(),
             source: source_err,

@@ -21,6 +21,7 @@ mod testutil;
 
 pub use limits::Limits;
 pub use object::{CONTAINER_MAIL, Object};
+pub use transfer::encode_base64;
 pub use verdict::{Pardon, Verdict, VerdictKind};
 
 use crate::rules::RuleSet;
@@ -95,7 +96,10 @@ pub fn scan_message_with_rules(
     };
     let mut verdict = scan_objects(message, options, find_signature, pardon);
     if options.spam && verdict.kind == VerdictKind::Clean {
-        verdict = verdict.worse(spam_verdict(message, rules, envelope));
+        let spam = spam_verdict(message, rules, envelope);
+        let score = spam.score;
+        verdict = verdict.worse(spam);
+        verdict.score = score;
     }
     verdict
 }

@@ -56,6 +56,32 @@ impl TransferEncoding {
     }
 }
 
+/// Base64 in lines of 76 characters, as RFC 2045 asks of mail.
+pub fn encode_base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::new();
+    for (index, chunk) in data.chunks(3).enumerate() {
+        if index > 0 && index % 19 == 0 {
+            encoded.push('\n');
+        }
+        let bytes = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let group = u32::from_be_bytes([0, bytes[0], bytes[1], bytes[2]]);
+        for position in 0..4 {
+            if position <= chunk.len() {
+                let sextet = (group >> (18 - 6 * position)) & 0x3f;
+                encoded.push(char::from(ALPHABET[sextet as usize]));
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    encoded
+}
+
 /// Base64 as RFC 2045 section 6.8 asks: characters outside the alphabet
 /// are ignored, and `=` ends a group early.
 ///

@@ -428,6 +428,12 @@ mod tests {
     }
 
     #[test]
+    fn the_set_is_shared_between_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<SignatureSet>();
+    }
+
+    #[test]
     fn builtin_finds_eicar_and_nothing_else() {
         let set = SignatureSet::builtin();
         assert_eq!(set.len(), 1);

@@ -562,7 +562,7 @@ mod tests {
         let mut memo = Memo::default();
         assert!(p.verify(b"xHeLLo", Offset::Any, 0, 1, &mut memo).is_some());
         let wide = Pattern::parse("414243").unwrap().widen();
-        assert_eq!(wide.anchor().unwrap().0, b"A\0B\0");
+        assert_eq!(wide.anchor().unwrap().0, b"A\0B");
         let mut full = Pattern::parse("776f7264").unwrap();
         full.fullword();
         let mut memo = Memo::default();
