@@ -14,8 +14,9 @@ use crate::queue::{Spool, durable::sync_dir};
 use crate::rules::LoadProblem;
 
 /// Extensions of the files a definitions directory may hold; others are ignored.
-pub const DEFINITION_EXTENSIONS: [&str; 9] =
-    ["vdl", "hdb", "hsb", "ndb", "ldb", "fp", "sfp", "ign2", "cf"];
+pub const DEFINITION_EXTENSIONS: [&str; 10] = [
+    "vdl", "hdb", "hsb", "ndb", "ldb", "fp", "sfp", "ign2", "ign", "cf",
+];
 
 /// How many installed sets are kept (the current one, the one before, and one more).
 const SETS_KEPT: usize = 3;
@@ -183,7 +184,7 @@ fn stage_files(source: &Path, stage: &Path) -> Result<Vec<String>, InstallError>
     if files.is_empty() {
         return Err(rejected(
             source,
-            "no definition files (*.vdl, *.hdb, *.hsb, *.ndb, *.ldb, *.fp, *.sfp, *.ign2, *.cf)"
+            "no definition files (*.vdl, *.hdb, *.hsb, *.ndb, *.ldb, *.fp, *.sfp, *.ign2, *.ign, *.cf)"
                 .into(),
         ));
     }
