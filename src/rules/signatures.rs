@@ -18,6 +18,8 @@ pub(crate) mod body;
 mod compile;
 pub(crate) mod logical;
 mod set;
+#[cfg(test)]
+mod testutil;
 pub(crate) mod text;
 pub(crate) mod vdl;
 mod verify;

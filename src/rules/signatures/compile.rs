@@ -322,34 +322,7 @@ pub(super) fn load_dir(dir: &Path) -> Result<(SignatureSet, Vec<LoadProblem>), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::signatures::{ObjectInfo, Target};
-
-    const FILE: ObjectInfo<'static> = ObjectInfo {
-        target: Target::File,
-        container: None,
-    };
-    const MAIL: ObjectInfo<'static> = ObjectInfo {
-        target: Target::Mail,
-        container: None,
-    };
-
-    fn load(files: &[(&str, &str)]) -> Result<(SignatureSet, Vec<LoadProblem>), SignatureError> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        SignatureSet::load_dir(dir.path())
-    }
-
-    fn set(files: &[(&str, &str)]) -> SignatureSet {
-        let (set, problems) = load(files).unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
-        set
-    }
-
-    fn name(set: &SignatureSet, data: &[u8], object: &ObjectInfo) -> Option<String> {
-        set.scan(data, object).map(|m| m.name)
-    }
+    use crate::rules::signatures::testutil::{FILE, MAIL, load, name, set};
 
     #[test]
     fn rejected_files_fail_the_load_with_file_and_line() {

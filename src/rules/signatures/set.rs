@@ -389,36 +389,8 @@ fn pcre_count(pcre: &PcreDef, buf: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::LoadProblem;
-    use crate::rules::signatures::SignatureError;
+    use crate::rules::signatures::testutil::{FILE, MAIL, name, set};
     use crate::scan::virus::{EICAR_NAME, eicar_test_file};
-
-    const FILE: ObjectInfo<'static> = ObjectInfo {
-        target: Target::File,
-        container: None,
-    };
-    const MAIL: ObjectInfo<'static> = ObjectInfo {
-        target: Target::Mail,
-        container: None,
-    };
-
-    fn load(files: &[(&str, &str)]) -> Result<(SignatureSet, Vec<LoadProblem>), SignatureError> {
-        let dir = tempfile::tempdir().unwrap();
-        for (name, text) in files {
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
-        SignatureSet::load_dir(dir.path())
-    }
-
-    fn set(files: &[(&str, &str)]) -> SignatureSet {
-        let (set, problems) = load(files).unwrap();
-        assert!(problems.is_empty(), "{problems:?}");
-        set
-    }
-
-    fn name(set: &SignatureSet, data: &[u8], object: &ObjectInfo) -> Option<String> {
-        set.scan(data, object).map(|m| m.name)
-    }
 
     fn md5_hex(data: &[u8]) -> String {
         Md5::digest(data)
