@@ -108,6 +108,10 @@ pub struct RunConfig {
     /// Move clean messages to `good` instead of `out` (hold clean mail, e.g. to try SIE
     /// out without delivering).
     pub good_queue: bool,
+    /// Where a message goes when a scan limit stopped its scan (`unscannable`): `error`
+    /// (the default: an admin looks at it), `virus` (treat as hostile), or `out`
+    /// (deliver unscanned parts: only for sites that prefer delivery to safety).
+    pub unscannable_queue: String,
     /// Blocked attachment extensions (without the dot).
     pub exts: Vec<String>,
     /// Decoding limits per message.
@@ -169,6 +173,7 @@ impl Default for RunConfig {
             max_batch: 256,
             orphan_age: 600.0,
             good_queue: false,
+            unscannable_queue: "error".to_string(),
             exts: ScanOptions::default().exts,
             limits: LimitsConfig::default(),
             queue: BTreeMap::new(),
@@ -242,6 +247,15 @@ impl RunConfig {
             return Err((
                 "maxpass",
                 "run.maxpass must be a positive number of seconds".into(),
+            ));
+        }
+        if !["error", "virus", "out"].contains(&self.unscannable_queue.as_str()) {
+            return Err((
+                "unscannable_queue",
+                format!(
+                    "run.unscannable_queue must be \"error\", \"virus\" or \"out\", not {:?}",
+                    self.unscannable_queue
+                ),
             ));
         }
         if self.max_batch == 0 {
@@ -487,6 +501,23 @@ mod tests {
         let path = write(dir.path(), "[run.scan.feed7]\nspam = true\n");
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("feed7"), "{err}");
+    }
+
+    #[test]
+    fn unscannable_messages_go_where_the_admin_says() {
+        assert_eq!(RunConfig::default().unscannable_queue, "error");
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "[run]\nunscannable_queue = \"virus\"\n");
+        assert_eq!(
+            Config::load(Some(&path)).unwrap().run.unscannable_queue,
+            "virus"
+        );
+        let path = write(dir.path(), "[run]\n\nunscannable_queue = \"spam\"\n");
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("sie.toml:3:") && err.contains("unscannable_queue"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -208,6 +208,7 @@ fn deliver(
 ) {
     let queue = match verdict.kind {
         VerdictKind::Clean if run.good_queue => "good",
+        VerdictKind::Unscannable => run.unscannable_queue.as_str(),
         kind => kind.queue(),
     };
     let result =

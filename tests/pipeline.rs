@@ -340,3 +340,40 @@ fn real_sendmail_entries_pass_through_byte_for_byte() {
         }
     }
 }
+
+#[test]
+fn unscannable_messages_go_to_the_configured_queue() {
+    let spool = TestSpool::with_config(&format!(
+        "{}unscannable_queue = \"virus\"\n[run.limits]\nmax_depth = 2\n",
+        common::spool::FAST_RUN
+    ));
+    let mut body = String::new();
+    for level in 0..5 {
+        body.push_str(&format!(
+            "--b{level}\nContent-Type: multipart/mixed; boundary=\"b{}\"\n\n",
+            level + 1
+        ));
+    }
+    body.push_str("--b5\nContent-Type: text/plain\n\ndeep\n");
+    let headers = [
+        ("MIME-Version", "1.0"),
+        ("Content-Type", "multipart/mixed; boundary=\"b0\""),
+    ];
+    let id = spool.queue_message_with("feed1", &test_id(30), &headers, body.as_bytes());
+    let mut sie = spool.start_sie();
+    let arrived = wait_until(Duration::from_secs(30), || {
+        spool.ids("virus") == [id.to_string()]
+    });
+    assert_eq!(terminate(&mut sie, Duration::from_secs(30)), Some(0));
+    assert!(
+        arrived,
+        "virus: {:?} error: {:?}",
+        spool.ids("virus"),
+        spool.ids("error")
+    );
+    let why = spool.result("virus", id.as_str()).unwrap();
+    assert!(
+        why.contains("verdict: unscannable") && why.contains("max_depth"),
+        "{why}"
+    );
+}
