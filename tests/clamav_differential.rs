@@ -23,7 +23,10 @@ use std::process::Command;
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
+use sie::inputs::{Source, read, scan_input};
+use sie::rules::RuleSet;
 use sie::rules::signatures::{ObjectInfo, SignatureSet, Target};
+use sie::scan::{ScanOptions, VerdictKind};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -245,8 +248,9 @@ fn corpus() -> Vec<CorpusFile> {
         .collect()
 }
 
-/// The signature directory; hash signatures are taken from `corpus`.
-fn signatures(dir: &Path, corpus: &[CorpusFile]) {
+/// The signature directory; hash signatures are taken from `corpus` (the file-level
+/// corpus) and from `mail` (payloads of the mail-level corpus).
+fn signatures(dir: &Path, corpus: &[CorpusFile], mail: &MailHashes) {
     let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
     // CLAMAV.md §1.2, verbatim.
     write(
@@ -301,6 +305,7 @@ fn signatures(dir: &Path, corpus: &[CorpusFile]) {
         format!("Hand.Eof-1:0:EOF-12:{}", h(b"EOF-MARKER")),
         format!("Hand.Text7-1:7:*:{}", h(b"normalised text!")),
         format!("Hand.Lower0-1:0:*:{}", h(b"lower case only")),
+        format!("Hand.Mail4-1:4:*:{}", h(MAIL4_MARKER)),
     ];
     write("hand.ndb", hand.join("\n") + "\n");
     write(
@@ -357,6 +362,25 @@ fn signatures(dir: &Path, corpus: &[CorpusFile]) {
         ),
     );
     write("ignore.ign2", "Hand.Ign-1\n".into());
+    write(
+        "mail.hdb",
+        format!(
+            "{}:{}:Mail.Md5-0\n{}:{}:Mail.ZipMd5-3\n",
+            hex(&Md5::digest(&mail.md5)),
+            mail.md5.len(),
+            hex(&Md5::digest(&mail.zip)),
+            mail.zip.len()
+        ),
+    );
+    write(
+        "mail.hsb",
+        format!(
+            "{}:{}:Mail.Sha256-1\n{}:*:Mail.Sha1-2:73\n",
+            hex(&Sha256::digest(&mail.sha256)),
+            mail.sha256.len(),
+            hex(&Sha1::digest(&mail.sha1))
+        ),
+    );
 }
 
 /// `clamscan`'s verdicts: file name -> signature name, for the files it flags.
@@ -396,7 +420,7 @@ fn sie_and_clamscan_agree_on_every_corpus_file() {
     for file in &corpus {
         std::fs::write(corpus_dir.join(&file.name), &file.bytes).unwrap();
     }
-    signatures(&sigdir, &corpus);
+    signatures(&sigdir, &corpus, &MailHashes::new());
 
     let expected = clamscan(&sigdir, &corpus_dir);
     let (set, problems) = SignatureSet::load_dir(&sigdir).unwrap();
@@ -436,6 +460,928 @@ fn sie_and_clamscan_agree_on_every_corpus_file() {
     eprintln!(
         "{} files, {} flagged by both, identically",
         corpus.len(),
+        expected.len()
+    );
+}
+
+// ----------------------------------------------------------------------------------------
+// Mail level: whole `.eml` messages and bare archives, through `sie::inputs`.
+
+/// Matched by `Hand.Mail4-1` (target 4, mail): only in a message's raw text.
+const MAIL4_MARKER: &[u8] = b"X-Corpus-Mark: target-four";
+
+/// Attachment payloads of the mail corpus whose hashes are in `mail.hdb` / `mail.hsb`.
+struct MailHashes {
+    /// `Mail.Md5-0`.
+    md5: Vec<u8>,
+    /// `Mail.Sha256-1`.
+    sha256: Vec<u8>,
+    /// `Mail.Sha1-2`, listed with size `*`.
+    sha1: Vec<u8>,
+    /// `Mail.ZipMd5-3`: a whole zip archive of clean members.
+    zip: Vec<u8>,
+}
+
+impl MailHashes {
+    fn new() -> MailHashes {
+        let mut rng = Rng(0x5eed_c1a7_a5e5_0002);
+        let md5 = binary(&mut rng, 700);
+        let sha256 = binary(&mut rng, 1500);
+        let sha1 = binary(&mut rng, 333);
+        let notes = rng.text(60);
+        let data = binary(&mut rng, 400);
+        let zip = zip(&[("notes.txt", &notes), ("data.bin", &data)]);
+        MailHashes {
+            md5,
+            sha256,
+            sha1,
+            zip,
+        }
+    }
+}
+
+fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let members: Vec<(String, Vec<u8>)> = members
+        .iter()
+        .map(|(name, data)| (name.to_string(), data.to_vec()))
+        .collect();
+    sie::corpus::attach::zip(&members)
+}
+
+fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let members: Vec<(String, Vec<u8>)> = members
+        .iter()
+        .map(|(name, data)| (name.to_string(), data.to_vec()))
+        .collect();
+    sie::corpus::attach::tar_gz(&members)
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(6));
+    encoder.write_all(data).unwrap();
+    encoder.finish().unwrap()
+}
+
+fn base64(data: &[u8]) -> Vec<u8> {
+    sie::corpus::attach::base64(data)
+}
+
+/// Quoted-printable of any bytes: `\n` stays a line break in `text`, every byte that is
+/// not printable ASCII (or is `=`) is escaped, lines get soft breaks before 76.
+fn quoted_printable(data: &[u8], text: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut col = 0;
+    for (i, &b) in data.iter().enumerate() {
+        if text && b == b'\n' {
+            out.push(b'\n');
+            col = 0;
+            continue;
+        }
+        let before_break = data.get(i + 1).is_none_or(|&next| text && next == b'\n');
+        let literal = (33..=126).contains(&b) && b != b'=' || (b == b' ' && !before_break);
+        let piece = if literal {
+            vec![b]
+        } else {
+            format!("={b:02X}").into_bytes()
+        };
+        if col + piece.len() > 75 {
+            out.extend_from_slice(b"=\n");
+            col = 0;
+        }
+        col += piece.len();
+        out.extend(piece);
+    }
+    out
+}
+
+/// A classic `begin 644 <name>` ... `end` block.
+fn uuencode(name: &str, data: &[u8]) -> Vec<u8> {
+    let char_of = |sextet: u32| {
+        if sextet == 0 {
+            b'`'
+        } else {
+            sextet as u8 + b' '
+        }
+    };
+    let mut out = format!("begin 644 {name}\n").into_bytes();
+    for line in data.chunks(45) {
+        out.push(char_of(line.len() as u32));
+        for chunk in line.chunks(3) {
+            let group = u32::from_be_bytes([
+                0,
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ]);
+            for position in 0..4 {
+                out.push(char_of((group >> (18 - 6 * position)) & 0x3f));
+            }
+        }
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"`\nend\n");
+    out
+}
+
+/// A MIME entity: its header fields (each ending in `\n`) and its encoded body.
+struct Entity {
+    headers: String,
+    body: Vec<u8>,
+}
+
+fn text_part(rng: &mut Rng) -> Entity {
+    let words = 20 + rng.below(120);
+    Entity {
+        headers: "Content-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n"
+            .into(),
+        body: rng.text(words),
+    }
+}
+
+fn html_part(rng: &mut Rng) -> Entity {
+    let words = 20 + rng.below(60);
+    let mut body = b"<html><body><p>".to_vec();
+    body.extend(rng.text(words));
+    body.extend_from_slice(b"</p></body></html>\n");
+    Entity {
+        headers: "Content-Type: text/html; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n"
+            .into(),
+        body,
+    }
+}
+
+/// An attachment: base64, quoted-printable or as it is (7bit).
+fn attachment(name: &str, data: &[u8], encoding: &str, text: bool) -> Entity {
+    let ctype = if text {
+        "text/plain; charset=us-ascii"
+    } else {
+        "application/octet-stream"
+    };
+    let body = match encoding {
+        "base64" => base64(data),
+        "quoted-printable" => quoted_printable(data, text),
+        _ => data.to_vec(),
+    };
+    Entity {
+        headers: format!(
+            "Content-Type: {ctype}; name=\"{name}\"\n\
+             Content-Disposition: attachment; filename=\"{name}\"\n\
+             Content-Transfer-Encoding: {encoding}\n"
+        ),
+        body,
+    }
+}
+
+fn multipart(subtype: &str, boundary: &str, parts: Vec<Entity>) -> Entity {
+    let mut body = b"This is a multi-part message in MIME format.\n\n".to_vec();
+    for part in parts {
+        body.extend_from_slice(format!("--{boundary}\n{}\n", part.headers).as_bytes());
+        body.extend(part.body);
+        // The line end before a delimiter belongs to the delimiter, not to the part.
+        body.push(b'\n');
+    }
+    body.extend_from_slice(format!("--{boundary}--\n").as_bytes());
+    Entity {
+        headers: format!("Content-Type: multipart/{subtype}; boundary=\"{boundary}\"\n"),
+        body,
+    }
+}
+
+/// A whole message: trace and address fields, `extra` fields, then `top`.
+fn eml(n: usize, subject: &str, extra: &str, top: Entity) -> Vec<u8> {
+    let trace = match n % 3 {
+        0 => format!("Return-Path: <sender{n}@example.org>\n"),
+        1 => format!(
+            "Received: from mx{n}.example.org (mx{n}.example.org [192.0.2.{}])\n\tby relay.example.net with ESMTP id 4a{n:04}; Mon, 19 Jan 2026 10:{:02}:00 +0000\n",
+            n % 250 + 1,
+            n % 60
+        ),
+        _ => String::new(),
+    };
+    let mut out = format!(
+        "{trace}From: Sender {n} <sender{n}@example.org>\n\
+         To: Someone <rcpt@example.net>\n\
+         Subject: {subject}\n\
+         Date: Mon, 19 Jan 2026 10:{:02}:00 +0000\n\
+         Message-ID: <corpus-{n}@example.org>\n\
+         MIME-Version: 1.0\n\
+         {extra}{}\n",
+        n % 60,
+        top.headers
+    )
+    .into_bytes();
+    out.extend(top.body);
+    out
+}
+
+/// How a payload travels in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wrap {
+    /// A base64 attachment beside a text part.
+    Base64,
+    /// A quoted-printable attachment.
+    Qp,
+    /// A 7bit text attachment, the payload as it is (text payloads only).
+    Plain,
+    /// Uuencoded in the text body.
+    Uu,
+    /// The message itself is the base64 attachment (no multipart).
+    Single,
+    /// A base64 attachment of a message/rfc822 part.
+    Rfc822,
+    /// The member of a zip attached in base64.
+    Zip,
+    /// The member of a zip inside a zip.
+    ZipInZip,
+    /// The member of a tar.gz.
+    TarGz,
+    /// A gzip file.
+    Gz,
+    /// A bzip2 file.
+    Bz2,
+}
+
+impl Wrap {
+    const ROTATION: [Wrap; 10] = [
+        Wrap::Base64,
+        Wrap::Zip,
+        Wrap::TarGz,
+        Wrap::Qp,
+        Wrap::Gz,
+        Wrap::ZipInZip,
+        Wrap::Bz2,
+        Wrap::Single,
+        Wrap::Rfc822,
+        Wrap::Uu,
+    ];
+
+    fn tag(self) -> &'static str {
+        match self {
+            Wrap::Base64 => "b64",
+            Wrap::Qp => "qp",
+            Wrap::Plain => "plain",
+            Wrap::Uu => "uu",
+            Wrap::Single => "single",
+            Wrap::Rfc822 => "rfc822",
+            Wrap::Zip => "zip",
+            Wrap::ZipInZip => "zipzip",
+            Wrap::TarGz => "targz",
+            Wrap::Gz => "gz",
+            Wrap::Bz2 => "bz2",
+        }
+    }
+}
+
+/// What a message carries, and where.
+struct Payload {
+    label: String,
+    /// The file name it travels under.
+    file: String,
+    bytes: Vec<u8>,
+    /// Printable text (may go as a 7bit part).
+    text: bool,
+}
+
+fn payload(label: &str, file: &str, bytes: Vec<u8>) -> Payload {
+    let text = bytes
+        .iter()
+        .all(|&b| b == b'\n' || b == b'\t' || (32..127).contains(&b));
+    Payload {
+        label: label.into(),
+        file: file.into(),
+        bytes,
+        text,
+    }
+}
+
+/// The attachment of `wrap` around `payload`: its name and bytes.
+fn wrapped(rng: &mut Rng, payload: &Payload, wrap: Wrap) -> (String, Vec<u8>) {
+    let (file, data) = (payload.file.as_str(), payload.bytes.as_slice());
+    match wrap {
+        Wrap::Zip => (format!("{file}.zip"), zip(&[(file, data)])),
+        Wrap::ZipInZip => {
+            let readme = rng.text(30);
+            let inner = zip(&[(file, data)]);
+            (
+                "bundle.zip".into(),
+                zip(&[("readme.txt", &readme), ("inner.zip", &inner)]),
+            )
+        }
+        Wrap::TarGz => {
+            let readme = rng.text(25);
+            let path = format!("docs/{file}");
+            (
+                "backup.tar.gz".into(),
+                tar_gz(&[("docs/readme.txt", &readme), (&path, data)]),
+            )
+        }
+        Wrap::Gz => (format!("{file}.gz"), gzip(data)),
+        Wrap::Bz2 => (format!("{file}.bz2"), bzip2(data)),
+        _ => (file.into(), data.to_vec()),
+    }
+}
+
+/// Message `n`: `payload` carried by `wrap`.
+fn carrier(n: usize, rng: &mut Rng, payload: &Payload, wrap: Wrap) -> Vec<u8> {
+    let (name, data) = wrapped(rng, payload, wrap);
+    let boundary = format!("=_part_{n}_{:x}", rng.next() >> 40);
+    let first = if n % 4 == 1 {
+        let (text, html) = (text_part(rng), html_part(rng));
+        multipart("alternative", &format!("{boundary}_alt"), vec![text, html])
+    } else {
+        text_part(rng)
+    };
+    let subject = format!("{} ({})", payload.label, wrap.tag());
+    let top = match wrap {
+        Wrap::Qp => multipart(
+            "mixed",
+            &boundary,
+            vec![
+                first,
+                attachment(&name, &data, "quoted-printable", payload.text),
+            ],
+        ),
+        Wrap::Plain => {
+            assert!(payload.text, "{}: not text", payload.label);
+            multipart(
+                "mixed",
+                &boundary,
+                vec![first, attachment(&name, &data, "7bit", true)],
+            )
+        }
+        Wrap::Uu => {
+            let mut body = rng.text(30);
+            body.extend_from_slice(b"\n\n");
+            body.extend(uuencode(&name, &data));
+            body.extend(rng.text(10));
+            Entity {
+                headers: "Content-Type: text/plain; charset=us-ascii\n".into(),
+                body,
+            }
+        }
+        Wrap::Single => {
+            let mut single = attachment(&name, &data, "base64", false);
+            single.body.pop(); // the message ends where the base64 does
+            single.body.push(b'\n');
+            single
+        }
+        Wrap::Rfc822 => {
+            let inner_boundary = format!("{boundary}_inner");
+            let inner = multipart(
+                "mixed",
+                &inner_boundary,
+                vec![text_part(rng), attachment(&name, &data, "base64", false)],
+            );
+            let inner = eml(n + 1000, "forwarded", "", inner);
+            let forwarded = Entity {
+                headers: "Content-Type: message/rfc822\nContent-Disposition: inline\n".into(),
+                body: inner,
+            };
+            multipart("mixed", &boundary, vec![first, forwarded])
+        }
+        _ => multipart(
+            "mixed",
+            &boundary,
+            vec![first, attachment(&name, &data, "base64", false)],
+        ),
+    };
+    let mut message = eml(n, &subject, "", top);
+    // Some messages with CRLF line ends (only where that leaves the payload's bytes
+    // alone: in base64).
+    let crlf_safe = !matches!(wrap, Wrap::Qp | Wrap::Plain | Wrap::Uu | Wrap::Rfc822);
+    if crlf_safe && n % 5 == 4 {
+        message = crlf(&message);
+    }
+    message
+}
+
+fn crlf(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 30);
+    for &b in text {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The payloads that carry one signature each (hits) and their near misses.
+fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Payload>) {
+    let mut hits = Vec::new();
+    let mut misses = Vec::new();
+    let with = |rng: &mut Rng, len: usize, offset: usize, insert: &[u8]| {
+        let base = binary(rng, len);
+        at(base, offset, insert)
+    };
+    hits.push(payload("eicar", "eicar.txt", eicar()));
+    let text = rng.text(60);
+    hits.push(payload(
+        "eicar-in-text",
+        "notes.txt",
+        at(text, 101, &eicar()),
+    ));
+    hits.push(payload(
+        "kernel32",
+        "tool.dll",
+        with(rng, 900, 300, b"KERNEL32.DLL\0\0Ex"),
+    ));
+    let mut damaged = eicar();
+    damaged[30] ^= 0x20;
+    misses.push(payload("eicar-damaged", "eicar.txt", damaged));
+
+    let cases: &[(&str, &[u8], &[u8])] = &[
+        ("qmark", b"ZQ-MR+XS", b"ZQ-MR+XT"),
+        (
+            "star",
+            b"KIND..lots of bytes..OF...STARR",
+            b"KIND..STARR...OF",
+        ),
+        ("range", b"long0123456789abcdgap", b"long0123456gap"),
+        ("alt", b"alt2-test!", b"alt4-test!"),
+        ("negalt", b"notC-match", b"notA-match"),
+        ("multialt", b"multiBB-alt", b"multiAB-alt"),
+        ("genericalt", b"genABC-alt", b"genAB-alt"),
+        ("nibble", b"NIrBLE-x", b"NIqBLE-x"),
+        ("brace", b"fixed{12345}..", b"fixed{1234}.."),
+        ("bracket", b"BRAK---!", b"BRAK-----!"),
+        ("boundary", b" wordbound ", b"xwordbound "),
+    ];
+    for (name, hit, miss) in cases {
+        let len = 300 + rng.below(2500);
+        let offset = 4 + rng.below(len);
+        let base = binary(rng, len);
+        hits.push(payload(name, "data.bin", at(base.clone(), offset, hit)));
+        misses.push(payload(name, "data.bin", at(base, offset, miss)));
+    }
+    let base = binary(rng, 600);
+    hits.push(payload(
+        "abs",
+        "header.bin",
+        at(base.clone(), 16, b"OFFSET-16"),
+    ));
+    misses.push(payload(
+        "abs",
+        "header.bin",
+        at(base.clone(), 17, b"OFFSET-16"),
+    ));
+    hits.push(payload(
+        "float",
+        "header.bin",
+        at(base.clone(), 38, b"FLOAT-32"),
+    ));
+    misses.push(payload(
+        "float",
+        "header.bin",
+        at(base.clone(), 41, b"FLOAT-32"),
+    ));
+    let mut eof = base.clone();
+    eof.extend_from_slice(b"EOF-MARKER12");
+    hits.push(payload("eof", "trailer.bin", eof.clone()));
+    eof.push(b'!');
+    misses.push(payload("eof", "trailer.bin", eof));
+    let text = rng.text(50);
+    hits.push(payload(
+        "target7",
+        "minutes.txt",
+        at(text.clone(), 40, b" NORMALISED \t  Text! "),
+    ));
+    hits.push(payload(
+        "lower0",
+        "letter.txt",
+        at(text.clone(), 70, b" LOWER Case   ONLY "),
+    ));
+    misses.push(payload(
+        "target7-binary",
+        "data.bin",
+        with(rng, 300, 50, b" NORMALISED   Text! "),
+    ));
+
+    let bin = binary(rng, 800);
+    let count = at(at(bin.clone(), 10, b"COUNT-ME"), 100, b"COUNT-ME");
+    hits.push(payload(
+        "ldb-count",
+        "count.bin",
+        at(count.clone(), 500, b"COUNT-ME"),
+    ));
+    misses.push(payload("ldb-count", "count.bin", count));
+    hits.push(payload(
+        "ldb-or",
+        "or.bin",
+        at(at(bin.clone(), 10, b"OR2"), 200, b"AND"),
+    ));
+    misses.push(payload(
+        "ldb-or",
+        "or.bin",
+        at(at(bin.clone(), 10, b"OR3"), 200, b"AND"),
+    ));
+    hits.push(payload(
+        "ldb-pcre",
+        "pcre.bin",
+        at(bin.clone(), 77, b"PCRE-123-OK"),
+    ));
+    misses.push(payload(
+        "ldb-pcre",
+        "pcre.bin",
+        at(bin.clone(), 77, b"PCRE-12-OK"),
+    ));
+    hits.push(payload(
+        "ldb-nocase",
+        "case.bin",
+        at(bin.clone(), 33, b"NoCaSe-Sig"),
+    ));
+    hits.push(payload(
+        "ldb-eicar-parts",
+        "parts.bin",
+        at(bin.clone(), 40, b"EICAR-STANDARD ANTIVIRUS-TEST-FILE"),
+    ));
+    // Container:CL_TYPE_ANY: the root only, never a part or a member.
+    misses.push(payload(
+        "ldb-root",
+        "root.bin",
+        at(bin.clone(), 90, b"ROOT-ONLY"),
+    ));
+    // Dropped by ignore.ign2.
+    misses.push(payload(
+        "ignored",
+        "ign.bin",
+        at(bin, 120, b"IGNORE-ME-PLEASE"),
+    ));
+    // In allow.fp: would match `Hand.Alt-1`.
+    misses.push(payload(
+        "allowed",
+        "allowed.bin",
+        b"\0\0\0\0 this alt3-test! is allowed".to_vec(),
+    ));
+
+    hits.push(payload("hash-md5", "blob.bin", hashes.md5.clone()));
+    hits.push(payload("hash-sha256", "image.dat", hashes.sha256.clone()));
+    hits.push(payload("hash-sha1", "record.dat", hashes.sha1.clone()));
+    for (label, file, bytes) in [
+        ("hash-md5", "blob.bin", &hashes.md5),
+        ("hash-sha256", "image.dat", &hashes.sha256),
+        ("hash-sha1", "record.dat", &hashes.sha1),
+    ] {
+        let mut near = bytes.clone();
+        near[bytes.len() / 3] ^= 0x40;
+        misses.push(payload(label, file, near));
+    }
+    (hits, misses)
+}
+
+/// The mail-level corpus: `.eml` messages and bare archives, the same on every run.
+/// Names start with `hit-` (one signature in it), `miss-` (a near miss) or `clean-`.
+fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
+    let mut rng = Rng(0x5eed_c1a7_a5e5_0003);
+    let mut files: Vec<CorpusFile> = Vec::new();
+    fn add(files: &mut Vec<CorpusFile>, name: String, bytes: Vec<u8>) {
+        assert!(
+            files.iter().all(|f| f.name != name),
+            "{name} is in the corpus twice"
+        );
+        files.push(CorpusFile { name, bytes });
+    }
+    let (hits, misses) = mail_payloads(&mut rng, hashes);
+    let mut n = 0;
+
+    // EICAR in every way a message can carry it.
+    for wrap in Wrap::ROTATION {
+        n += 1;
+        let message = carrier(n, &mut rng, &hits[0], wrap);
+        add(&mut files, format!("hit-eicar-{}.eml", wrap.tag()), message);
+    }
+    n += 1;
+    let message = carrier(n, &mut rng, &hits[1], Wrap::Plain);
+    add(&mut files, "hit-eicar-plain.eml".into(), message);
+    // Every other signature in one way, rotating; hashes in two.
+    for (i, hit) in hits.iter().enumerate().skip(1) {
+        let mut wraps = vec![Wrap::ROTATION[(i * 3) % Wrap::ROTATION.len()]];
+        if hit.label.starts_with("hash-") {
+            wraps = match hit.label.as_str() {
+                "hash-md5" => vec![Wrap::Base64, Wrap::Bz2],
+                "hash-sha256" => vec![Wrap::Zip, Wrap::Single],
+                _ => vec![Wrap::TarGz, Wrap::ZipInZip],
+            };
+        }
+        if hit.text {
+            wraps.push(Wrap::Plain);
+        }
+        for wrap in wraps {
+            n += 1;
+            let message = carrier(n, &mut rng, hit, wrap);
+            add(
+                &mut files,
+                format!("hit-{}-{}.eml", hit.label, wrap.tag()),
+                message,
+            );
+        }
+    }
+    // Near misses, rotating the other way.
+    for (i, miss) in misses.iter().enumerate() {
+        let wrap = Wrap::ROTATION[(i * 7 + 1) % Wrap::ROTATION.len()];
+        n += 1;
+        let message = carrier(n, &mut rng, miss, wrap);
+        add(
+            &mut files,
+            format!("miss-{}-{}.eml", miss.label, wrap.tag()),
+            message,
+        );
+    }
+    let allowed = misses.iter().find(|p| p.label == "allowed").unwrap();
+    n += 1;
+    let message = carrier(n, &mut rng, allowed, Wrap::Zip);
+    add(&mut files, "miss-allowed-zip.eml".into(), message);
+    let root = misses.iter().find(|p| p.label == "ldb-root").unwrap();
+    n += 1;
+    let message = carrier(n, &mut rng, root, Wrap::Base64);
+    add(&mut files, "miss-ldb-root-b64.eml".into(), message);
+
+    // The raw message: a target-4 signature in a header field; the same text in a
+    // decoded part does not count.
+    n += 1;
+    let top = multipart(
+        "mixed",
+        "=_mark",
+        vec![text_part(&mut rng), text_part(&mut rng)],
+    );
+    let extra = format!("{}\n", String::from_utf8_lossy(MAIL4_MARKER));
+    add(
+        &mut files,
+        "hit-mail4-header.eml".into(),
+        eml(n, "marked", &extra, top),
+    );
+    n += 1;
+    let mut marked = rng.text(30);
+    marked.extend_from_slice(b"\n");
+    marked.extend_from_slice(MAIL4_MARKER);
+    marked.extend(rng.text(30));
+    let top = multipart(
+        "mixed",
+        "=_mark2",
+        vec![
+            text_part(&mut rng),
+            attachment("mark.txt", &marked, "base64", true),
+        ],
+    );
+    add(
+        &mut files,
+        "miss-mail4-in-part.eml".into(),
+        eml(n, "marked part", "", top),
+    );
+    // EICAR split over two attachments.
+    n += 1;
+    let e = eicar();
+    let top = multipart(
+        "mixed",
+        "=_split",
+        vec![
+            attachment("part1.txt", &e[..34], "base64", true),
+            attachment("part2.txt", &e[34..], "base64", true),
+        ],
+    );
+    add(
+        &mut files,
+        "miss-eicar-split.eml".into(),
+        eml(n, "split", "", top),
+    );
+    // EICAR in base64 text that no header declares as base64.
+    n += 1;
+    let top = Entity {
+        headers: "Content-Type: text/plain; charset=us-ascii\n".into(),
+        body: [b"The file, encoded:\n\n".to_vec(), base64(&e)].concat(),
+    };
+    add(
+        &mut files,
+        "miss-eicar-undeclared-b64.eml".into(),
+        eml(n, "undeclared", "", top),
+    );
+
+    // Clean messages.
+    for i in 0..7 {
+        n += 1;
+        let first = text_part(&mut rng);
+        let len = 500 + rng.below(3000);
+        let data = binary(&mut rng, len);
+        let text = rng.text(80);
+        let (label, attached): (&str, Option<(&str, Vec<u8>)>) = match i {
+            0 => ("text", None),
+            1 => ("alternative", None),
+            2 => ("b64", Some(("report.bin", data))),
+            3 => (
+                "zip",
+                Some(("docs.zip", zip(&[("a.txt", &text), ("b.bin", &data)]))),
+            ),
+            4 => (
+                "targz",
+                Some(("site.tar.gz", tar_gz(&[("a.txt", &text), ("b.bin", &data)]))),
+            ),
+            5 => ("gz", Some(("log.txt.gz", gzip(&text)))),
+            _ => ("bz2", Some(("dump.bin.bz2", bzip2(&data)))),
+        };
+        let top = match (i, attached) {
+            (0, _) => first,
+            (1, _) => multipart("alternative", "=_alt", vec![first, html_part(&mut rng)]),
+            (_, Some((name, bytes))) => multipart(
+                "mixed",
+                &format!("=_clean{i}"),
+                vec![first, attachment(name, &bytes, "base64", false)],
+            ),
+            _ => unreachable!(),
+        };
+        add(
+            &mut files,
+            format!("clean-{label}.eml"),
+            eml(n, "hello", "", top),
+        );
+    }
+    // A zip whose own hash is listed (its members are clean).
+    n += 1;
+    let top = multipart(
+        "mixed",
+        "=_ziphash",
+        vec![
+            text_part(&mut rng),
+            attachment("archive.zip", &hashes.zip, "base64", false),
+        ],
+    );
+    add(
+        &mut files,
+        "hit-zip-md5.eml".into(),
+        eml(n, "archive", "", top),
+    );
+
+    // Bare archives, scanned as files.
+    let find = |label: &str| hits.iter().find(|p| p.label == label).unwrap();
+    for label in [
+        "eicar",
+        "kernel32",
+        "qmark",
+        "star",
+        "lower0",
+        "ldb-pcre",
+        "hash-sha256",
+        "boundary",
+        "target7",
+        "abs",
+    ] {
+        let p = find(label);
+        add(
+            &mut files,
+            format!("hit-bare-{label}.zip"),
+            zip(&[(p.file.as_str(), &p.bytes)]),
+        );
+    }
+    for label in ["eicar", "range", "nibble", "hash-sha1", "eof", "float"] {
+        let p = find(label);
+        let readme = rng.text(20);
+        add(
+            &mut files,
+            format!("hit-bare-{label}.tar.gz"),
+            tar_gz(&[
+                ("readme.txt", &readme),
+                (&format!("x/{}", p.file), &p.bytes),
+            ]),
+        );
+    }
+    let p = find("eicar");
+    let readme = rng.text(20);
+    let inner = zip(&[(p.file.as_str(), &p.bytes)]);
+    add(
+        &mut files,
+        "hit-bare-eicar-zipzip.zip".into(),
+        zip(&[("readme.txt", &readme), ("inner.zip", &inner)]),
+    );
+    add(
+        &mut files,
+        "hit-bare-zip-md5.zip".into(),
+        hashes.zip.clone(),
+    );
+    let find_miss = |label: &str| misses.iter().find(|p| p.label == label).unwrap();
+    for label in ["alt", "allowed", "ldb-root"] {
+        let p = find_miss(label);
+        add(
+            &mut files,
+            format!("miss-bare-{label}.zip"),
+            zip(&[(p.file.as_str(), &p.bytes)]),
+        );
+    }
+    let p = find_miss("eicar-damaged");
+    add(
+        &mut files,
+        "miss-bare-eicar-damaged.tar.gz".into(),
+        tar_gz(&[(p.file.as_str(), &p.bytes)]),
+    );
+    let text = rng.text(200);
+    let data = binary(&mut rng, 2000);
+    add(
+        &mut files,
+        "clean-bare.zip".into(),
+        zip(&[("a.txt", &text), ("b.bin", &data)]),
+    );
+    add(
+        &mut files,
+        "clean-bare.tar.gz".into(),
+        tar_gz(&[("a.txt", &text), ("b.bin", &data)]),
+    );
+    files
+}
+
+/// SIE's verdict on one corpus file, read and scanned as `msgscan` does: the signature
+/// name of a virus verdict, `None` for a clean one; anything else is an error.
+fn sie_verdict(
+    path: &Path,
+    options: &ScanOptions,
+    rules: &RuleSet,
+) -> Result<Option<String>, String> {
+    let inputs = read(&Source::File(path.to_path_buf())).map_err(|e| e.to_string())?;
+    if inputs.len() != 1 {
+        return Err(format!("read as {} inputs", inputs.len()));
+    }
+    let verdict = scan_input(&inputs[0], options, rules);
+    match verdict.kind {
+        VerdictKind::Virus => Ok(Some(verdict.name)),
+        VerdictKind::Clean => Ok(None),
+        _ => Err(format!("verdict {verdict:?}")),
+    }
+}
+
+#[test]
+fn sie_and_clamscan_agree_on_every_message_and_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let (sigdir, corpus_dir) = (work.path().join("sigs"), work.path().join("corpus"));
+    std::fs::create_dir(&sigdir).unwrap();
+    std::fs::create_dir(&corpus_dir).unwrap();
+    let hashes = MailHashes::new();
+    signatures(&sigdir, &corpus(), &hashes);
+    let corpus = mail_corpus(&hashes);
+    for file in &corpus {
+        std::fs::write(corpus_dir.join(&file.name), &file.bytes).unwrap();
+    }
+
+    if let Ok(keep) = std::env::var("DEBUG_KEEP") {
+        let _ = std::process::Command::new("cp")
+            .args(["-r"])
+            .arg(work.path())
+            .arg(keep)
+            .status();
+    }
+    let expected = clamscan(&sigdir, &corpus_dir);
+    let (rules, problems) = RuleSet::load_dir(&sigdir).unwrap();
+    assert_eq!(
+        problems.len(),
+        1,
+        "only the PE entry-point signature: {problems:?}"
+    );
+    let options = ScanOptions {
+        spam: false,
+        ..Default::default()
+    };
+    let mut ours = BTreeMap::new();
+    let mut mismatches = Vec::new();
+    for file in &corpus {
+        match sie_verdict(&corpus_dir.join(&file.name), &options, &rules) {
+            Ok(Some(name)) => {
+                ours.insert(file.name.clone(), name);
+            }
+            Ok(None) => {}
+            Err(problem) => mismatches.push(format!("{}: SIE {problem}", file.name)),
+        }
+    }
+    for file in &corpus {
+        let (theirs, mine) = (expected.get(&file.name), ours.get(&file.name));
+        if theirs != mine {
+            mismatches.push(format!("{}: clamscan {theirs:?}, SIE {mine:?}", file.name));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} files differ:\n{}",
+        mismatches.len(),
+        corpus.len(),
+        mismatches.join("\n")
+    );
+    // The corpus is what its names say, by clamscan's own verdicts.
+    let misnamed: Vec<_> = corpus
+        .iter()
+        .filter(|f| f.name.starts_with("hit-") != expected.contains_key(&f.name))
+        .map(|f| &f.name)
+        .collect();
+    assert!(
+        misnamed.is_empty(),
+        "hit- files not flagged, or others flagged: {misnamed:?}"
+    );
+    let messages = corpus.iter().filter(|f| f.name.ends_with(".eml")).count();
+    eprintln!(
+        "{messages} messages and {} archives, {} flagged by both, identically",
+        corpus.len() - messages,
         expected.len()
     );
 }
