@@ -10,7 +10,7 @@ use crate::queue::qf::ControlFile;
 use crate::queue::{QueueId, Spool};
 use crate::rules::RuleSet;
 use crate::rules::exceptions::Envelope;
-use crate::scan::{ScanOptions, Verdict, encode_base64, scan_message_with_rules};
+use crate::scan::{ScanOptions, Verdict, scan_file_with_rules, scan_message_with_rules};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
@@ -164,8 +164,8 @@ fn read_file(path: &Path) -> Result<Vec<Input>, InputError> {
 }
 
 /// Scans one input. A message is scanned as a queued one would be (spam rules as
-/// `options` say); any other file is scanned as if it were a message's only
-/// attachment, with its name checked and no spam rules.
+/// `options` say); any other file is scanned as the root object, as `clamscan FILE`
+/// does: its name, its members if it is an archive, its bytes, and no spam rules.
 pub fn scan_input(input: &Input, options: &ScanOptions, rules: &RuleSet) -> Verdict {
     let no_recipients = Vec::new();
     let (sender, recipients) = match &input.envelope {
@@ -176,21 +176,7 @@ pub fn scan_input(input: &Input, options: &ScanOptions, rules: &RuleSet) -> Verd
     match &input.content {
         Content::Message(message) => scan_message_with_rules(message, options, rules, &envelope),
         Content::File { name, bytes } => {
-            let quoted = name.replace(['"', '\\', '\r', '\n'], "_");
-            let mut message = format!(
-                "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"sie-file\"\n\n\
-                 --sie-file\nContent-Type: application/octet-stream; name=\"{quoted}\"\n\
-                 Content-Disposition: attachment; filename=\"{quoted}\"\n\
-                 Content-Transfer-Encoding: base64\n\n"
-            )
-            .into_bytes();
-            message.extend_from_slice(encode_base64(bytes).as_bytes());
-            message.extend_from_slice(b"\n--sie-file--\n");
-            let file_options = ScanOptions {
-                spam: false,
-                ..options.clone()
-            };
-            scan_message_with_rules(&message, &file_options, rules, &envelope)
+            scan_file_with_rules(name, bytes, options, rules, &envelope)
         }
     }
 }

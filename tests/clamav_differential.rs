@@ -1,20 +1,73 @@
-//! Differential test against ClamAV 1.4.6: one signature directory is loaded by
-//! `SignatureSet::load_dir` and by `clamscan -d`, one generated corpus is scanned by
-//! both, and every file must get the same answer: the same signature name where
-//! `clamscan` reports `FOUND`, and no match where it does not.
+//! Differential tests against ClamAV 1.4.6: one signature directory is loaded by SIE and
+//! by `clamscan -d`, one generated corpus is scanned by both, and every file must get
+//! the same answer: the same signature name where `clamscan` reports `FOUND`, and no
+//! match where it does not. `clamscan` runs as `clamscan --no-summary -d SIGDIR -r DIR`:
+//! one name per file (no `--allmatch`), mail and archive scanning on (1.4.6 defaults).
 //!
-//! The signature directory holds the CLAMAV.md §1.2 database (ndb, hdb, hsb, ldb; not the
-//! PE-only `.mdb`), hand-written wildcard signatures (`??`, nibbles, `*`, ranges,
-//! alternations, `EOF-n`, absolute and floating offsets, boundaries, target 7), logical
-//! signatures, hashes of generated files, an allow list and an ignore list.
+//! The signature directory (`signatures`) holds the CLAMAV.md §1.2 database (ndb, hdb,
+//! hsb, ldb; not the PE-only `.mdb`), hand-written wildcard signatures (`??`, nibbles,
+//! `*`, ranges, alternations, `EOF-n`, absolute and floating offsets, boundaries,
+//! target 7, target 4), logical signatures, hashes of generated files and of generated
+//! attachment payloads, an allow list and an ignore list.
 //!
-//! The test FAILS, never skips, when `clamscan` is missing: `tools/test` installs the
+//! The tests FAIL, never skip, when `clamscan` is missing: `tools/test` installs the
 //! `clamav` package before running the tests.
 //!
-//! The corpus comes from `corpus()`, which yields plain files only for now. When the
-//! MIME/archive walk lands, `.eml` messages and archives go there too, and the mail-level
-//! comparison is added: each message's verdict from the scan step compared with
-//! `clamscan`'s verdict on the whole `.eml`.
+//! # File level
+//!
+//! `corpus()`: plain files, each matched with `SignatureSet::scan` as a top-level file.
+//!
+//! # Mail level
+//!
+//! `mail_corpus()`: `.eml` messages and bare archives, each read with
+//! `sie::inputs::read` and scanned with `sie::inputs::scan_input` (no spam rules), as
+//! `msgscan` does. A file's name says what it is, by `clamscan`'s verdict (checked):
+//! `hit-` carries one signature, `miss-` a near miss (or a signature that must not
+//! count there), `clean-` nothing. Every flagged file carries one signature only, so
+//! that which of two names is reported first never decides the comparison.
+//! - EICAR in every carrier: a base64 or quoted-printable attachment, uuencoded in the
+//!   body, the whole message as one base64 part, a base64-attached message/rfc822, and
+//!   as a member of a zip, a zip in a zip, a tar.gz, a gzip and a bzip2 file; as a 7bit
+//!   text part; in a header field.
+//! - Every other body and logical signature in one carrier each (rotating), text ones
+//!   also as 7bit parts; the hash payloads (`mail.hdb`, `mail.hsb`) as decoded parts and
+//!   archive members, and a zip whose own MD5 is listed.
+//! - Near misses of each, and signatures that must not count: ignored, allow-listed,
+//!   `Container:CL_TYPE_ANY` in a part, target 4 in a decoded part or a base64 attached
+//!   message, EICAR split over two parts or base64 that no header declares.
+//! - The raw message: target 4 in a header field or an attached message sent as it
+//!   is, target 0 in the epilogue, `Container:CL_TYPE_ANY` in 7bit and quoted-printable
+//!   text, whole-message `EOF-n` and absolute offsets.
+//! - MIME variants: CRLF line ends (every fifth base64 carrier), nested multiparts,
+//!   multipart/alternative with HTML, a missing closing delimiter, junk in base64, a
+//!   60 KB base64 line, unquoted and folded boundaries, `BASE64 `, `x-uuencode`, no
+//!   `MIME-Version`.
+//! - Clean messages (text, HTML, binary, archives).
+//! - Bare `.zip` and `.tar.gz` files (hits, near misses, clean), including a zip whose
+//!   stored member shows `ROOT-ONLY` in the archive's own bytes: `clamscan` scans a
+//!   bare file as the root object, so `Hand.Ldb.Root-1` (`Container:CL_TYPE_ANY`)
+//!   matches it.
+//!
+//! ## Left out of the mail corpus
+//!
+//! ClamAV-specific behaviours outside the issue's scope; `excluded_corpus()` keeps one
+//! case of each, and `the_excluded_cases_differ_as_documented` checks they still
+//! differ exactly so (when one stops differing, it belongs in the corpus):
+//! 1. **7bit and quoted-printable parts end with an added line end in ClamAV.** Its
+//!    mail parser decodes them line by line and writes `\n` after every line, the last
+//!    one included, and drops CRs (seen with `clamscan --leave-temps`); SIE keeps the
+//!    part's bytes as RFC 2046 defines them (the line end before a delimiter belongs to
+//!    the delimiter). So `EOF-n` and hash signatures of such parts differ: ClamAV misses
+//!    `Hand.Eof-1` and `Mail.TextMd5-4` there, SIE finds them. Base64 parts decode
+//!    exactly in both. Payloads whose match depends on their end (`exact_end`) never
+//!    travel as 7bit or quoted-printable parts in the corpus.
+//! 2. **HTML is not text to ClamAV** (CLAMAV.md §2.1: HTML has its own normalisation).
+//!    ClamAV types an HTML part as HTML, so target-7 signatures do not run on it (SIE
+//!    finds `Hand.Text7-1`), and it matches target 0 on a tag-free normalised copy
+//!    (ClamAV finds `Hand.Lower0-1` in `LOWER<b>Case</b>ONLY`, SIE does not). HTML
+//!    without signature bytes, and text that needs no tag stripping, stay in the corpus.
+//! 3. **`begin-base64` blocks** (`uuencode -m`) in a text part: SIE decodes them (as it
+//!    does classic uuencode, which ClamAV decodes too), ClamAV does not.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -365,11 +418,13 @@ fn signatures(dir: &Path, corpus: &[CorpusFile], mail: &MailHashes) {
     write(
         "mail.hdb",
         format!(
-            "{}:{}:Mail.Md5-0\n{}:{}:Mail.ZipMd5-3\n",
+            "{}:{}:Mail.Md5-0\n{}:{}:Mail.ZipMd5-3\n{}:{}:Mail.TextMd5-4\n",
             hex(&Md5::digest(&mail.md5)),
             mail.md5.len(),
             hex(&Md5::digest(&mail.zip)),
-            mail.zip.len()
+            mail.zip.len(),
+            hex(&Md5::digest(&mail.text)),
+            mail.text.len()
         ),
     );
     write(
@@ -384,9 +439,11 @@ fn signatures(dir: &Path, corpus: &[CorpusFile], mail: &MailHashes) {
 }
 
 /// `clamscan`'s verdicts: file name -> signature name, for the files it flags.
+/// `clamscan --no-summary -d SIGDIR -r DIR`, with 1.4.6's defaults: one name per file
+/// (no `--allmatch`), mail and archive scanning on (`--scan-mail`, `--scan-archive`).
 fn clamscan(sigdir: &Path, corpus_dir: &Path) -> BTreeMap<String, String> {
     let output = Command::new("clamscan")
-        .args(["--no-summary", "--allmatch=no", "-d"])
+        .args(["--no-summary", "-d"])
         .arg(sigdir)
         .arg("-r")
         .arg(corpus_dir)
@@ -465,7 +522,8 @@ fn sie_and_clamscan_agree_on_every_corpus_file() {
 }
 
 // ----------------------------------------------------------------------------------------
-// Mail level: whole `.eml` messages and bare archives, through `sie::inputs`.
+// Mail level: whole `.eml` messages and bare archives, read and scanned through
+// `sie::inputs` as `msgscan` does.
 
 /// Matched by `Hand.Mail4-1` (target 4, mail): only in a message's raw text.
 const MAIL4_MARKER: &[u8] = b"X-Corpus-Mark: target-four";
@@ -480,6 +538,8 @@ struct MailHashes {
     sha1: Vec<u8>,
     /// `Mail.ZipMd5-3`: a whole zip archive of clean members.
     zip: Vec<u8>,
+    /// `Mail.TextMd5-4`: a text file.
+    text: Vec<u8>,
 }
 
 impl MailHashes {
@@ -491,21 +551,38 @@ impl MailHashes {
         let notes = rng.text(60);
         let data = binary(&mut rng, 400);
         let zip = zip(&[("notes.txt", &notes), ("data.bin", &data)]);
+        let text = rng.text(70);
         MailHashes {
             md5,
             sha256,
             sha1,
             zip,
+            text,
         }
     }
 }
 
+/// A zip with deflated members (SIE's corpus generator writes it).
 fn zip(members: &[(&str, &[u8])]) -> Vec<u8> {
     let members: Vec<(String, Vec<u8>)> = members
         .iter()
         .map(|(name, data)| (name.to_string(), data.to_vec()))
         .collect();
     sie::corpus::attach::zip(&members)
+}
+
+/// A zip with stored (uncompressed) members: their bytes show in the archive's own.
+fn zip_stored(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    for (name, data) in members {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(data).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
 }
 
 fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
@@ -530,12 +607,14 @@ fn bzip2(data: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
+/// Base64 in lines of 76, each ending in `\n`.
 fn base64(data: &[u8]) -> Vec<u8> {
     sie::corpus::attach::base64(data)
 }
 
-/// Quoted-printable of any bytes: `\n` stays a line break in `text`, every byte that is
-/// not printable ASCII (or is `=`) is escaped, lines get soft breaks before 76.
+/// Quoted-printable of any bytes: in `text`, `\n` stays a line break; every other byte
+/// that is not printable ASCII (and `=`, and a space before a line end) is escaped;
+/// lines get soft breaks before 76 characters.
 fn quoted_printable(data: &[u8], text: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut col = 0;
@@ -545,8 +624,8 @@ fn quoted_printable(data: &[u8], text: bool) -> Vec<u8> {
             col = 0;
             continue;
         }
-        let before_break = data.get(i + 1).is_none_or(|&next| text && next == b'\n');
-        let literal = (33..=126).contains(&b) && b != b'=' || (b == b' ' && !before_break);
+        let at_line_end = data.get(i + 1).is_none_or(|&next| text && next == b'\n');
+        let literal = ((33..=126).contains(&b) && b != b'=') || (b == b' ' && !at_line_end);
         let piece = if literal {
             vec![b]
         } else {
@@ -591,34 +670,59 @@ fn uuencode(name: &str, data: &[u8]) -> Vec<u8> {
     out
 }
 
+fn crlf(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + text.len() / 30);
+    for &b in text {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
 /// A MIME entity: its header fields (each ending in `\n`) and its encoded body.
 struct Entity {
     headers: String,
     body: Vec<u8>,
 }
 
+impl Entity {
+    fn new(headers: &str, body: Vec<u8>) -> Entity {
+        Entity {
+            headers: headers.into(),
+            body,
+        }
+    }
+}
+
 fn text_part(rng: &mut Rng) -> Entity {
     let words = 20 + rng.below(120);
-    Entity {
-        headers: "Content-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n"
-            .into(),
-        body: rng.text(words),
-    }
+    Entity::new(
+        "Content-Type: text/plain; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n",
+        rng.text(words),
+    )
+}
+
+/// An HTML page around `inner`.
+fn html(rng: &mut Rng, inner: &[u8]) -> Vec<u8> {
+    let words = 10 + rng.below(60);
+    let mut body = b"<html><body><p>".to_vec();
+    body.extend(rng.text(words));
+    body.extend_from_slice(inner);
+    body.extend_from_slice(b"</p></body></html>\n");
+    body
 }
 
 fn html_part(rng: &mut Rng) -> Entity {
-    let words = 20 + rng.below(60);
-    let mut body = b"<html><body><p>".to_vec();
-    body.extend(rng.text(words));
-    body.extend_from_slice(b"</p></body></html>\n");
-    Entity {
-        headers: "Content-Type: text/html; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n"
-            .into(),
+    let body = html(rng, b"");
+    Entity::new(
+        "Content-Type: text/html; charset=us-ascii\nContent-Transfer-Encoding: 7bit\n",
         body,
-    }
+    )
 }
 
-/// An attachment: base64, quoted-printable or as it is (7bit).
+/// An attachment in `encoding`: `base64`, `quoted-printable` or `7bit` (as it is).
 fn attachment(name: &str, data: &[u8], encoding: &str, text: bool) -> Entity {
     let ctype = if text {
         "text/plain; charset=us-ascii"
@@ -655,12 +759,20 @@ fn multipart(subtype: &str, boundary: &str, parts: Vec<Entity>) -> Entity {
     }
 }
 
+/// A text part and `attachment` in a multipart/mixed.
+fn with_attachment(rng: &mut Rng, attachment: Entity) -> Entity {
+    let boundary = format!("=_mixed_{:x}", rng.next() >> 40);
+    let first = text_part(rng);
+    multipart("mixed", &boundary, vec![first, attachment])
+}
+
 /// A whole message: trace and address fields, `extra` fields, then `top`.
 fn eml(n: usize, subject: &str, extra: &str, top: Entity) -> Vec<u8> {
     let trace = match n % 3 {
         0 => format!("Return-Path: <sender{n}@example.org>\n"),
         1 => format!(
-            "Received: from mx{n}.example.org (mx{n}.example.org [192.0.2.{}])\n\tby relay.example.net with ESMTP id 4a{n:04}; Mon, 19 Jan 2026 10:{:02}:00 +0000\n",
+            "Received: from mx{n}.example.org (mx{n}.example.org [192.0.2.{}])\n\
+             \tby relay.example.net with ESMTP id 4a{n:04}; Mon, 19 Jan 2026 10:{:02}:00 +0000\n",
             n % 250 + 1,
             n % 60
         ),
@@ -740,14 +852,18 @@ impl Wrap {
     }
 }
 
-/// What a message carries, and where.
+/// What a message carries.
 struct Payload {
     label: String,
     /// The file name it travels under.
     file: String,
     bytes: Vec<u8>,
-    /// Printable text (may go as a 7bit part).
+    /// Printable text (can go as a 7bit part).
     text: bool,
+    /// Its signature depends on the exact end of the file (`EOF-n`, a hash): it never
+    /// travels as a 7bit or quoted-printable part, which ClamAV decodes with a line end
+    /// added (exclusion 1 in the module text).
+    exact_end: bool,
 }
 
 fn payload(label: &str, file: &str, bytes: Vec<u8>) -> Payload {
@@ -759,10 +875,11 @@ fn payload(label: &str, file: &str, bytes: Vec<u8>) -> Payload {
         file: file.into(),
         bytes,
         text,
+        exact_end: label.starts_with("eof") || label.starts_with("hash-"),
     }
 }
 
-/// The attachment of `wrap` around `payload`: its name and bytes.
+/// The attachment `wrap` makes of `payload`: its name and bytes.
 fn wrapped(rng: &mut Rng, payload: &Payload, wrap: Wrap) -> (String, Vec<u8>) {
     let (file, data) = (payload.file.as_str(), payload.bytes.as_slice());
     match wrap {
@@ -791,6 +908,11 @@ fn wrapped(rng: &mut Rng, payload: &Payload, wrap: Wrap) -> (String, Vec<u8>) {
 
 /// Message `n`: `payload` carried by `wrap`.
 fn carrier(n: usize, rng: &mut Rng, payload: &Payload, wrap: Wrap) -> Vec<u8> {
+    assert!(
+        !(payload.exact_end && matches!(wrap, Wrap::Qp | Wrap::Plain)),
+        "{}: see exclusion 1",
+        payload.label
+    );
     let (name, data) = wrapped(rng, payload, wrap);
     let boundary = format!("=_part_{n}_{:x}", rng.next() >> 40);
     let first = if n % 4 == 1 {
@@ -822,29 +944,19 @@ fn carrier(n: usize, rng: &mut Rng, payload: &Payload, wrap: Wrap) -> Vec<u8> {
             body.extend_from_slice(b"\n\n");
             body.extend(uuencode(&name, &data));
             body.extend(rng.text(10));
-            Entity {
-                headers: "Content-Type: text/plain; charset=us-ascii\n".into(),
-                body,
-            }
+            Entity::new("Content-Type: text/plain; charset=us-ascii\n", body)
         }
-        Wrap::Single => {
-            let mut single = attachment(&name, &data, "base64", false);
-            single.body.pop(); // the message ends where the base64 does
-            single.body.push(b'\n');
-            single
-        }
+        Wrap::Single => attachment(&name, &data, "base64", false),
         Wrap::Rfc822 => {
-            let inner_boundary = format!("{boundary}_inner");
             let inner = multipart(
                 "mixed",
-                &inner_boundary,
+                &format!("{boundary}_inner"),
                 vec![text_part(rng), attachment(&name, &data, "base64", false)],
             );
-            let inner = eml(n + 1000, "forwarded", "", inner);
-            let forwarded = Entity {
-                headers: "Content-Type: message/rfc822\nContent-Disposition: inline\n".into(),
-                body: inner,
-            };
+            let forwarded = Entity::new(
+                "Content-Type: message/rfc822\nContent-Disposition: inline\n",
+                eml(n + 1000, "forwarded", "", inner),
+            );
             multipart("mixed", &boundary, vec![first, forwarded])
         }
         _ => multipart(
@@ -853,35 +965,21 @@ fn carrier(n: usize, rng: &mut Rng, payload: &Payload, wrap: Wrap) -> Vec<u8> {
             vec![first, attachment(&name, &data, "base64", false)],
         ),
     };
-    let mut message = eml(n, &subject, "", top);
-    // Some messages with CRLF line ends (only where that leaves the payload's bytes
-    // alone: in base64).
+    let message = eml(n, &subject, "", top);
+    // Every fifth message has CRLF line ends, where that leaves the payload's bytes
+    // alone (in base64).
     let crlf_safe = !matches!(wrap, Wrap::Qp | Wrap::Plain | Wrap::Uu | Wrap::Rfc822);
     if crlf_safe && n % 5 == 4 {
-        message = crlf(&message);
+        crlf(&message)
+    } else {
+        message
     }
-    message
-}
-
-fn crlf(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + text.len() / 30);
-    for &b in text {
-        if b == b'\n' {
-            out.push(b'\r');
-        }
-        out.push(b);
-    }
-    out
 }
 
 /// The payloads that carry one signature each (hits) and their near misses.
 fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Payload>) {
     let mut hits = Vec::new();
     let mut misses = Vec::new();
-    let with = |rng: &mut Rng, len: usize, offset: usize, insert: &[u8]| {
-        let base = binary(rng, len);
-        at(base, offset, insert)
-    };
     hits.push(payload("eicar", "eicar.txt", eicar()));
     let text = rng.text(60);
     hits.push(payload(
@@ -889,10 +987,11 @@ fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Paylo
         "notes.txt",
         at(text, 101, &eicar()),
     ));
+    let bin = binary(rng, 900);
     hits.push(payload(
         "kernel32",
         "tool.dll",
-        with(rng, 900, 300, b"KERNEL32.DLL\0\0Ex"),
+        at(bin, 300, b"KERNEL32.DLL\0\0Ex"),
     ));
     let mut damaged = eicar();
     damaged[30] ^= 0x20;
@@ -943,12 +1042,20 @@ fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Paylo
         "header.bin",
         at(base.clone(), 41, b"FLOAT-32"),
     ));
-    let mut eof = base.clone();
+    let mut eof = base;
     eof.extend_from_slice(b"EOF-MARKER12");
     hits.push(payload("eof", "trailer.bin", eof.clone()));
     eof.push(b'!');
     misses.push(payload("eof", "trailer.bin", eof));
+    let mut eof_text = rng.text(20);
+    eof_text.extend_from_slice(b"EOF-MARKER12");
+    hits.push(payload("eof-text", "trailer.txt", eof_text));
     let text = rng.text(50);
+    hits.push(payload(
+        "abs-text",
+        "header.txt",
+        at(text.clone(), 16, b"OFFSET-16"),
+    ));
     hits.push(payload(
         "target7",
         "minutes.txt",
@@ -959,11 +1066,16 @@ fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Paylo
         "letter.txt",
         at(text.clone(), 70, b" LOWER Case   ONLY "),
     ));
+    // Text signatures: not in binary files.
+    let bin = binary(rng, 300);
     misses.push(payload(
         "target7-binary",
         "data.bin",
-        with(rng, 300, 50, b" NORMALISED   Text! "),
+        at(bin, 50, b" NORMALISED   Text! "),
     ));
+    // Container:CL_TYPE_ANY, the root only: the raw message when the part's text shows
+    // in it.
+    hits.push(payload("ldb-root", "root.txt", at(text, 25, b"ROOT-ONLY")));
 
     let bin = binary(rng, 800);
     let count = at(at(bin.clone(), 10, b"COUNT-ME"), 100, b"COUNT-ME");
@@ -1003,7 +1115,7 @@ fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Paylo
         "parts.bin",
         at(bin.clone(), 40, b"EICAR-STANDARD ANTIVIRUS-TEST-FILE"),
     ));
-    // Container:CL_TYPE_ANY: the root only, never a part or a member.
+    // A part or a member is never the root.
     misses.push(payload(
         "ldb-root",
         "root.bin",
@@ -1022,122 +1134,197 @@ fn mail_payloads(rng: &mut Rng, hashes: &MailHashes) -> (Vec<Payload>, Vec<Paylo
         b"\0\0\0\0 this alt3-test! is allowed".to_vec(),
     ));
 
-    hits.push(payload("hash-md5", "blob.bin", hashes.md5.clone()));
-    hits.push(payload("hash-sha256", "image.dat", hashes.sha256.clone()));
-    hits.push(payload("hash-sha1", "record.dat", hashes.sha1.clone()));
     for (label, file, bytes) in [
         ("hash-md5", "blob.bin", &hashes.md5),
         ("hash-sha256", "image.dat", &hashes.sha256),
         ("hash-sha1", "record.dat", &hashes.sha1),
+        ("hash-text", "letter.txt", &hashes.text),
     ] {
+        hits.push(payload(label, file, bytes.clone()));
         let mut near = bytes.clone();
-        near[bytes.len() / 3] ^= 0x40;
+        near[bytes.len() / 3] ^= 0x01;
         misses.push(payload(label, file, near));
     }
     (hits, misses)
 }
 
+fn add(files: &mut Vec<CorpusFile>, name: String, bytes: Vec<u8>) {
+    assert!(
+        files.iter().all(|f| f.name != name),
+        "{name} is in the corpus twice"
+    );
+    files.push(CorpusFile { name, bytes });
+}
+
 /// The mail-level corpus: `.eml` messages and bare archives, the same on every run.
-/// Names start with `hit-` (one signature in it), `miss-` (a near miss) or `clean-`.
+/// Names start with `hit-` (one signature, matched), `miss-` (a near miss) or `clean-`.
 fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
     let mut rng = Rng(0x5eed_c1a7_a5e5_0003);
     let mut files: Vec<CorpusFile> = Vec::new();
-    fn add(files: &mut Vec<CorpusFile>, name: String, bytes: Vec<u8>) {
-        assert!(
-            files.iter().all(|f| f.name != name),
-            "{name} is in the corpus twice"
-        );
-        files.push(CorpusFile { name, bytes });
-    }
     let (hits, misses) = mail_payloads(&mut rng, hashes);
+    let find = |list: &'static str, label: &str| {
+        let list = if list == "hit" { &hits } else { &misses };
+        list.iter().find(|p| p.label == label).unwrap()
+    };
     let mut n = 0;
+    let mut next = || {
+        n += 1;
+        n
+    };
 
     // EICAR in every way a message can carry it.
-    for wrap in Wrap::ROTATION {
-        n += 1;
-        let message = carrier(n, &mut rng, &hits[0], wrap);
+    for wrap in Wrap::ROTATION.into_iter().chain([Wrap::Plain]) {
+        let message = carrier(next(), &mut rng, &hits[0], wrap);
         add(&mut files, format!("hit-eicar-{}.eml", wrap.tag()), message);
     }
-    n += 1;
-    let message = carrier(n, &mut rng, &hits[1], Wrap::Plain);
-    add(&mut files, "hit-eicar-plain.eml".into(), message);
-    // Every other signature in one way, rotating; hashes in two.
+    // Every other signature in one way, rotating (base64 where the end of the file
+    // matters and the rotation says quoted-printable); text ones also as a 7bit part,
+    // hashes in two more ways.
     for (i, hit) in hits.iter().enumerate().skip(1) {
-        let mut wraps = vec![Wrap::ROTATION[(i * 3) % Wrap::ROTATION.len()]];
-        if hit.label.starts_with("hash-") {
-            wraps = match hit.label.as_str() {
-                "hash-md5" => vec![Wrap::Base64, Wrap::Bz2],
-                "hash-sha256" => vec![Wrap::Zip, Wrap::Single],
-                _ => vec![Wrap::TarGz, Wrap::ZipInZip],
-            };
+        let mut wrap = Wrap::ROTATION[(i * 3) % Wrap::ROTATION.len()];
+        if hit.exact_end && wrap == Wrap::Qp {
+            wrap = Wrap::Base64;
         }
-        if hit.text {
+        let mut wraps = vec![wrap];
+        if hit.text && !hit.exact_end {
             wraps.push(Wrap::Plain);
         }
+        wraps.extend(match hit.label.as_str() {
+            "hash-md5" => &[Wrap::Base64, Wrap::Bz2][..],
+            "hash-sha256" => &[Wrap::Zip, Wrap::Single],
+            "hash-sha1" => &[Wrap::TarGz, Wrap::ZipInZip],
+            "hash-text" => &[Wrap::Base64, Wrap::Gz],
+            "ldb-root" => &[Wrap::Qp],
+            _ => &[],
+        });
+        wraps.dedup();
         for wrap in wraps {
-            n += 1;
-            let message = carrier(n, &mut rng, hit, wrap);
-            add(
-                &mut files,
-                format!("hit-{}-{}.eml", hit.label, wrap.tag()),
-                message,
-            );
+            let name = format!("hit-{}-{}.eml", hit.label, wrap.tag());
+            if files.iter().all(|f| f.name != name) {
+                let message = carrier(next(), &mut rng, hit, wrap);
+                add(&mut files, name, message);
+            }
         }
     }
     // Near misses, rotating the other way.
     for (i, miss) in misses.iter().enumerate() {
-        let wrap = Wrap::ROTATION[(i * 7 + 1) % Wrap::ROTATION.len()];
-        n += 1;
-        let message = carrier(n, &mut rng, miss, wrap);
+        let mut wrap = Wrap::ROTATION[(i * 7 + 1) % Wrap::ROTATION.len()];
+        if miss.exact_end && wrap == Wrap::Qp {
+            wrap = Wrap::Base64;
+        }
+        let message = carrier(next(), &mut rng, miss, wrap);
         add(
             &mut files,
             format!("miss-{}-{}.eml", miss.label, wrap.tag()),
             message,
         );
     }
-    let allowed = misses.iter().find(|p| p.label == "allowed").unwrap();
-    n += 1;
-    let message = carrier(n, &mut rng, allowed, Wrap::Zip);
-    add(&mut files, "miss-allowed-zip.eml".into(), message);
-    let root = misses.iter().find(|p| p.label == "ldb-root").unwrap();
-    n += 1;
-    let message = carrier(n, &mut rng, root, Wrap::Base64);
-    add(&mut files, "miss-ldb-root-b64.eml".into(), message);
+    for (label, wrap) in [("allowed", Wrap::Zip), ("ldb-root", Wrap::Base64)] {
+        let message = carrier(next(), &mut rng, find("miss", label), wrap);
+        add(
+            &mut files,
+            format!("miss-{label}-{}.eml", wrap.tag()),
+            message,
+        );
+    }
 
-    // The raw message: a target-4 signature in a header field; the same text in a
-    // decoded part does not count.
-    n += 1;
+    // The raw message.
+    // A target-4 (mail) signature: in a header field; in an attached message sent as
+    // it is (its text is the raw message's); not in a decoded text part, and not in a
+    // base64 attached message.
+    let extra = format!("{}\n", String::from_utf8_lossy(MAIL4_MARKER));
     let top = multipart(
         "mixed",
         "=_mark",
         vec![text_part(&mut rng), text_part(&mut rng)],
     );
-    let extra = format!("{}\n", String::from_utf8_lossy(MAIL4_MARKER));
     add(
         &mut files,
         "hit-mail4-header.eml".into(),
-        eml(n, "marked", &extra, top),
+        eml(next(), "marked", &extra, top),
     );
-    n += 1;
+    let mut inner = MAIL4_MARKER.to_vec();
+    inner.extend_from_slice(b"\nSubject: inner\n\nhello there\n");
+    let forwarded = Entity::new("Content-Type: message/rfc822\n", inner.clone());
+    let top = with_attachment(&mut rng, forwarded);
+    add(
+        &mut files,
+        "hit-mail4-rfc822.eml".into(),
+        eml(next(), "forwarded", "", top),
+    );
+    let forwarded = Entity::new(
+        "Content-Type: message/rfc822\nContent-Transfer-Encoding: base64\n",
+        base64(&inner),
+    );
+    let top = with_attachment(&mut rng, forwarded);
+    add(
+        &mut files,
+        "miss-mail4-rfc822-b64.eml".into(),
+        eml(next(), "forwarded", "", top),
+    );
     let mut marked = rng.text(30);
     marked.extend_from_slice(b"\n");
     marked.extend_from_slice(MAIL4_MARKER);
     marked.extend(rng.text(30));
-    let top = multipart(
-        "mixed",
-        "=_mark2",
-        vec![
-            text_part(&mut rng),
-            attachment("mark.txt", &marked, "base64", true),
-        ],
-    );
+    let top = with_attachment(&mut rng, attachment("mark.txt", &marked, "base64", true));
     add(
         &mut files,
         "miss-mail4-in-part.eml".into(),
-        eml(n, "marked part", "", top),
+        eml(next(), "marked part", "", top),
     );
-    // EICAR split over two attachments.
-    n += 1;
+    // Target 0 in the raw text: a header field, the epilogue.
+    let top = text_part(&mut rng);
+    let extra = format!("X-Junk: {}\n", String::from_utf8_lossy(&eicar()));
+    add(
+        &mut files,
+        "hit-eicar-header.eml".into(),
+        eml(next(), "junk", &extra, top),
+    );
+    let mut top = multipart("mixed", "=_epilogue", vec![text_part(&mut rng)]);
+    top.body.extend_from_slice(b"epilogue ZQ-MR+XS epilogue\n");
+    add(
+        &mut files,
+        "hit-qmark-epilogue.eml".into(),
+        eml(next(), "epilogue", "", top),
+    );
+    // Whole-message offsets: a text body with no multipart.
+    let text = at(rng.text(20), 16, b"OFFSET-16");
+    let top = Entity::new("Content-Type: text/plain\n", text);
+    add(
+        &mut files,
+        "hit-abs-text-body.eml".into(),
+        eml(next(), "offset", "", top),
+    );
+    let mut text = rng.text(20);
+    text.extend_from_slice(b"EOF-MARKER12");
+    let top = Entity::new("Content-Type: text/plain\n", text);
+    add(
+        &mut files,
+        "hit-eof-text-body.eml".into(),
+        eml(next(), "end", "", top),
+    );
+    // Normalised text: across CRLF line ends; HTML without tags in the way.
+    let mut lower = rng.text(20);
+    lower.extend_from_slice(b"\nLOWER\nCase\n\nONLY\n");
+    let top = Entity::new("Content-Type: text/plain\n", crlf(&lower));
+    add(
+        &mut files,
+        "hit-lower0-crlf-body.eml".into(),
+        eml(next(), "lines", "", top),
+    );
+    let page = html(&mut rng, b" LOWER Case   ONLY ");
+    let part = Entity::new(
+        "Content-Type: text/html\nContent-Transfer-Encoding: base64\n",
+        base64(&page),
+    );
+    let top = with_attachment(&mut rng, part);
+    add(
+        &mut files,
+        "hit-lower0-html.eml".into(),
+        eml(next(), "page", "", top),
+    );
+
+    // MIME structure.
     let e = eicar();
     let top = multipart(
         "mixed",
@@ -1150,76 +1337,189 @@ fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
     add(
         &mut files,
         "miss-eicar-split.eml".into(),
-        eml(n, "split", "", top),
+        eml(next(), "split", "", top),
     );
-    // EICAR in base64 text that no header declares as base64.
-    n += 1;
-    let top = Entity {
-        headers: "Content-Type: text/plain; charset=us-ascii\n".into(),
-        body: [b"The file, encoded:\n\n".to_vec(), base64(&e)].concat(),
-    };
+    let top = Entity::new(
+        "Content-Type: text/plain; charset=us-ascii\n",
+        [b"The file, encoded:\n\n".to_vec(), base64(&e)].concat(),
+    );
     add(
         &mut files,
         "miss-eicar-undeclared-b64.eml".into(),
-        eml(n, "undeclared", "", top),
+        eml(next(), "undeclared", "", top),
     );
+    let mut junk = base64(&e);
+    junk.insert(10, b'!');
+    junk.insert(30, b'*');
+    let part = Entity::new(
+        "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n",
+        junk,
+    );
+    let top = with_attachment(&mut rng, part);
+    add(
+        &mut files,
+        "hit-eicar-b64-junk.eml".into(),
+        eml(next(), "junk", "", top),
+    );
+    let mut big = binary(&mut rng, 60_000);
+    big.extend(&e);
+    let mut line: Vec<u8> = base64(&big).into_iter().filter(|&c| c != b'\n').collect();
+    line.push(b'\n');
+    let part = Entity::new(
+        "Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n",
+        line,
+    );
+    let top = with_attachment(&mut rng, part);
+    add(
+        &mut files,
+        "hit-eicar-b64-one-line.eml".into(),
+        eml(next(), "one line", "", top),
+    );
+    let body = [
+        &b"--=_open\nContent-Type: application/octet-stream\n\
+           Content-Transfer-Encoding: base64\n\n"[..],
+        &base64(&e),
+    ]
+    .concat();
+    let top = Entity::new("Content-Type: multipart/mixed; boundary=\"=_open\"\n", body);
+    add(
+        &mut files,
+        "hit-eicar-unterminated.eml".into(),
+        eml(next(), "open", "", top),
+    );
+    let attached = attachment("e.bin", &e, "base64", false);
+    let alternative = multipart(
+        "alternative",
+        "=_n3",
+        vec![text_part(&mut rng), html_part(&mut rng)],
+    );
+    let inner = multipart("mixed", "=_n2", vec![alternative, attached]);
+    let top = multipart("mixed", "=_n1", vec![text_part(&mut rng), inner]);
+    add(
+        &mut files,
+        "hit-eicar-nested3.eml".into(),
+        eml(next(), "nested", "", top),
+    );
+    let qmark = |rng: &mut Rng| base64(&at(binary(rng, 200), 50, b"ZQ-MR+XS"));
+    let body = [
+        &b"--simple\nContent-Type: application/octet-stream\n\
+           Content-Transfer-Encoding: BASE64 \n\n"[..],
+        &qmark(&mut rng),
+        b"\n--simple--\n",
+    ]
+    .concat();
+    let top = Entity::new("Content-Type: multipart/mixed; boundary=simple\n", body);
+    add(
+        &mut files,
+        "hit-qmark-unquoted-upper.eml".into(),
+        eml(next(), "simple", "", top),
+    );
+    let body = [
+        &b"--folded\nContent-Type: application/octet-stream\n\
+           Content-Transfer-Encoding: base64\n\n"[..],
+        &qmark(&mut rng),
+        b"\n--folded--\n",
+    ]
+    .concat();
+    let top = Entity::new(
+        "Content-Type: multipart/mixed;\n\tboundary=\"folded\"\n",
+        body,
+    );
+    add(
+        &mut files,
+        "hit-qmark-folded.eml".into(),
+        eml(next(), "folded", "", top),
+    );
+    let data = at(binary(&mut rng, 200), 50, b"ZQ-MR+XS");
+    let body = [
+        &b"--x\nContent-Type: application/octet-stream; name=a.bin\n\
+           Content-Transfer-Encoding: x-uuencode\n\n"[..],
+        &uuencode("a.bin", &data),
+        b"\n--x--\n",
+    ]
+    .concat();
+    let top = Entity::new("Content-Type: multipart/mixed; boundary=x\n", body);
+    add(
+        &mut files,
+        "hit-qmark-x-uuencode.eml".into(),
+        eml(next(), "uu", "", top),
+    );
+    let top = Entity::new(
+        "Content-Type: text/plain\nContent-Transfer-Encoding: base64\n",
+        base64(&at(rng.text(20), 30, b"ZQ-MR+XS")),
+    );
+    add(
+        &mut files,
+        "hit-qmark-body-b64.eml".into(),
+        eml(next(), "body", "", top),
+    );
+    let body = [
+        &b"--nomime\nContent-Type: application/octet-stream\n\
+           Content-Transfer-Encoding: base64\n\n"[..],
+        &qmark(&mut rng),
+        b"\n--nomime--\n",
+    ]
+    .concat();
+    let top = Entity::new("Content-Type: multipart/mixed; boundary=nomime\n", body);
+    let mut message = eml(next(), "no version", "", top);
+    let version = b"MIME-Version: 1.0\n";
+    let pos = message
+        .windows(version.len())
+        .position(|w| w == version)
+        .unwrap();
+    message.drain(pos..pos + version.len());
+    add(&mut files, "hit-qmark-no-mime-version.eml".into(), message);
 
     // Clean messages.
-    for i in 0..7 {
-        n += 1;
-        let first = text_part(&mut rng);
+    for (i, label) in ["text", "alternative", "b64", "zip", "targz", "gz", "bz2"]
+        .into_iter()
+        .enumerate()
+    {
         let len = 500 + rng.below(3000);
         let data = binary(&mut rng, len);
         let text = rng.text(80);
-        let (label, attached): (&str, Option<(&str, Vec<u8>)>) = match i {
-            0 => ("text", None),
-            1 => ("alternative", None),
-            2 => ("b64", Some(("report.bin", data))),
-            3 => (
-                "zip",
-                Some(("docs.zip", zip(&[("a.txt", &text), ("b.bin", &data)]))),
-            ),
-            4 => (
-                "targz",
-                Some(("site.tar.gz", tar_gz(&[("a.txt", &text), ("b.bin", &data)]))),
-            ),
-            5 => ("gz", Some(("log.txt.gz", gzip(&text)))),
-            _ => ("bz2", Some(("dump.bin.bz2", bzip2(&data)))),
+        let attached = match label {
+            "b64" => Some(("report.bin", data)),
+            "zip" => Some(("docs.zip", zip(&[("a.txt", &text), ("b.bin", &data)]))),
+            "targz" => Some(("site.tar.gz", tar_gz(&[("a.txt", &text), ("b.bin", &data)]))),
+            "gz" => Some(("log.txt.gz", gzip(&text))),
+            "bz2" => Some(("dump.bin.bz2", bzip2(&data))),
+            _ => None,
         };
-        let top = match (i, attached) {
-            (0, _) => first,
-            (1, _) => multipart("alternative", "=_alt", vec![first, html_part(&mut rng)]),
+        let top = match (label, attached) {
+            ("alternative", _) => multipart(
+                "alternative",
+                "=_alt",
+                vec![text_part(&mut rng), html_part(&mut rng)],
+            ),
             (_, Some((name, bytes))) => multipart(
                 "mixed",
                 &format!("=_clean{i}"),
-                vec![first, attachment(name, &bytes, "base64", false)],
+                vec![
+                    text_part(&mut rng),
+                    attachment(name, &bytes, "base64", false),
+                ],
             ),
-            _ => unreachable!(),
+            _ => text_part(&mut rng),
         };
         add(
             &mut files,
             format!("clean-{label}.eml"),
-            eml(n, "hello", "", top),
+            eml(next(), "hello", "", top),
         );
     }
     // A zip whose own hash is listed (its members are clean).
-    n += 1;
-    let top = multipart(
-        "mixed",
-        "=_ziphash",
-        vec![
-            text_part(&mut rng),
-            attachment("archive.zip", &hashes.zip, "base64", false),
-        ],
+    let top = with_attachment(
+        &mut rng,
+        attachment("archive.zip", &hashes.zip, "base64", false),
     );
     add(
         &mut files,
         "hit-zip-md5.eml".into(),
-        eml(n, "archive", "", top),
+        eml(next(), "archive", "", top),
     );
 
     // Bare archives, scanned as files.
-    let find = |label: &str| hits.iter().find(|p| p.label == label).unwrap();
     for label in [
         "eicar",
         "kernel32",
@@ -1232,7 +1532,7 @@ fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
         "target7",
         "abs",
     ] {
-        let p = find(label);
+        let p = find("hit", label);
         add(
             &mut files,
             format!("hit-bare-{label}.zip"),
@@ -1240,18 +1540,16 @@ fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
         );
     }
     for label in ["eicar", "range", "nibble", "hash-sha1", "eof", "float"] {
-        let p = find(label);
+        let p = find("hit", label);
         let readme = rng.text(20);
+        let path = format!("x/{}", p.file);
         add(
             &mut files,
             format!("hit-bare-{label}.tar.gz"),
-            tar_gz(&[
-                ("readme.txt", &readme),
-                (&format!("x/{}", p.file), &p.bytes),
-            ]),
+            tar_gz(&[("readme.txt", &readme), (&path, &p.bytes)]),
         );
     }
-    let p = find("eicar");
+    let p = find("hit", "eicar");
     let readme = rng.text(20);
     let inner = zip(&[(p.file.as_str(), &p.bytes)]);
     add(
@@ -1264,16 +1562,30 @@ fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
         "hit-bare-zip-md5.zip".into(),
         hashes.zip.clone(),
     );
-    let find_miss = |label: &str| misses.iter().find(|p| p.label == label).unwrap();
-    for label in ["alt", "allowed", "ldb-root"] {
-        let p = find_miss(label);
+    // A bare file is the root: a stored member's bytes show in it, deflated ones do not.
+    // (`scan_input` must scan a bare file as the root object, not as the attachment of
+    // a message, for `Container:CL_TYPE_ANY` to match it as `clamscan` does.)
+    let p = find("miss", "ldb-root");
+    add(
+        &mut files,
+        "hit-bare-ldb-root-stored.zip".into(),
+        zip_stored(&[(p.file.as_str(), &p.bytes)]),
+    );
+    let p = find("hit", "ldb-root");
+    add(
+        &mut files,
+        "miss-bare-ldb-root-deflated.zip".into(),
+        zip(&[(p.file.as_str(), &p.bytes)]),
+    );
+    for label in ["alt", "allowed"] {
+        let p = find("miss", label);
         add(
             &mut files,
             format!("miss-bare-{label}.zip"),
             zip(&[(p.file.as_str(), &p.bytes)]),
         );
     }
-    let p = find_miss("eicar-damaged");
+    let p = find("miss", "eicar-damaged");
     add(
         &mut files,
         "miss-bare-eicar-damaged.tar.gz".into(),
@@ -1290,6 +1602,89 @@ fn mail_corpus(hashes: &MailHashes) -> Vec<CorpusFile> {
         &mut files,
         "clean-bare.tar.gz".into(),
         tar_gz(&[("a.txt", &text), ("b.bin", &data)]),
+    );
+    files
+}
+
+/// The cases left out of the mail corpus (see the module text), each with what
+/// `clamscan` and SIE say about it: (file, clamscan, SIE).
+fn excluded_corpus(
+    hashes: &MailHashes,
+) -> Vec<(CorpusFile, Option<&'static str>, Option<&'static str>)> {
+    let mut rng = Rng(0x5eed_c1a7_a5e5_0004);
+    let mut files = Vec::new();
+    let mut n = 5000;
+    let mut case = |files: &mut Vec<_>, name: &str, top: Entity, clamscan, sie| {
+        n += 1;
+        let file = CorpusFile {
+            name: format!("{name}.eml"),
+            bytes: eml(n, name, "", top),
+        };
+        files.push((file, clamscan, sie));
+    };
+    // 1. A 7bit or quoted-printable part: ClamAV decodes it line by line and ends it
+    //    with a line end the part does not have.
+    let mut end = rng.text(20);
+    end.extend_from_slice(b"EOF-MARKER12");
+    for encoding in ["7bit", "quoted-printable"] {
+        let part = attachment("trailer.txt", &end, encoding, true);
+        let top = with_attachment(&mut rng, part);
+        case(
+            &mut files,
+            &format!("eof-text-{encoding}"),
+            top,
+            None,
+            Some("Hand.Eof-1.UNOFFICIAL"),
+        );
+        let part = attachment("letter.txt", &hashes.text, encoding, true);
+        let top = with_attachment(&mut rng, part);
+        case(
+            &mut files,
+            &format!("hash-text-{encoding}"),
+            top,
+            None,
+            Some("Mail.TextMd5-4.UNOFFICIAL"),
+        );
+    }
+    // 2. HTML: ClamAV types it as HTML, not text (no target-7 pass), and matches its
+    //    own normalised forms (one of them without tags).
+    let page = html(&mut rng, b" NORMALISED \t  Text! ");
+    let part = Entity::new(
+        "Content-Type: text/html\nContent-Transfer-Encoding: base64\n",
+        base64(&page),
+    );
+    let top = with_attachment(&mut rng, part);
+    case(
+        &mut files,
+        "target7-html",
+        top,
+        None,
+        Some("Hand.Text7-1.UNOFFICIAL"),
+    );
+    let page = html(&mut rng, b" LOWER<b>Case</b>ONLY ");
+    let part = Entity::new(
+        "Content-Type: text/html\nContent-Transfer-Encoding: base64\n",
+        base64(&page),
+    );
+    let top = with_attachment(&mut rng, part);
+    case(
+        &mut files,
+        "lower0-html-tags",
+        top,
+        Some("Hand.Lower0-1.UNOFFICIAL"),
+        None,
+    );
+    // 3. `begin-base64` (uuencode -m) in a text: SIE decodes it, ClamAV does not.
+    let mut text = b"text before\nbegin-base64 644 a.bin\n".to_vec();
+    text.extend(base64(&at(binary(&mut rng, 200), 50, b"ZQ-MR+XS")));
+    text.extend_from_slice(b"====\ntext after\n");
+    let top = Entity::new("Content-Type: text/plain\n", text);
+    case(
+        &mut files,
+        "qmark-begin-base64",
+        top,
+        None,
+        Some("Hand.Qmark-1.UNOFFICIAL"),
     );
     files
 }
@@ -1313,52 +1708,60 @@ fn sie_verdict(
     }
 }
 
-#[test]
-fn sie_and_clamscan_agree_on_every_message_and_archive() {
-    let work = tempfile::tempdir().unwrap();
-    let (sigdir, corpus_dir) = (work.path().join("sigs"), work.path().join("corpus"));
+/// Writes the signature directory and `files` under `work`, runs `clamscan` and SIE on
+/// them: (clamscan's verdicts, SIE's verdicts, SIE's errors).
+fn scan_both(
+    work: &Path,
+    files: &[&CorpusFile],
+    hashes: &MailHashes,
+) -> (
+    BTreeMap<String, String>,
+    BTreeMap<String, String>,
+    Vec<String>,
+) {
+    let (sigdir, corpus_dir) = (work.join("sigs"), work.join("corpus"));
     std::fs::create_dir(&sigdir).unwrap();
     std::fs::create_dir(&corpus_dir).unwrap();
-    let hashes = MailHashes::new();
-    signatures(&sigdir, &corpus(), &hashes);
-    let corpus = mail_corpus(&hashes);
-    for file in &corpus {
+    signatures(&sigdir, &corpus(), hashes);
+    for file in files {
         std::fs::write(corpus_dir.join(&file.name), &file.bytes).unwrap();
     }
-
-    if let Ok(keep) = std::env::var("DEBUG_KEEP") {
-        let _ = std::process::Command::new("cp")
-            .args(["-r"])
-            .arg(work.path())
-            .arg(keep)
-            .status();
-    }
-    let expected = clamscan(&sigdir, &corpus_dir);
+    let theirs = clamscan(&sigdir, &corpus_dir);
     let (rules, problems) = RuleSet::load_dir(&sigdir).unwrap();
     assert_eq!(
         problems.len(),
         1,
-        "only the PE entry-point signature: {problems:?}"
+        "only the PE entry-point signature is unsupported: {problems:?}"
     );
     let options = ScanOptions {
         spam: false,
         ..Default::default()
     };
     let mut ours = BTreeMap::new();
-    let mut mismatches = Vec::new();
-    for file in &corpus {
+    let mut errors = Vec::new();
+    for file in files {
         match sie_verdict(&corpus_dir.join(&file.name), &options, &rules) {
             Ok(Some(name)) => {
                 ours.insert(file.name.clone(), name);
             }
             Ok(None) => {}
-            Err(problem) => mismatches.push(format!("{}: SIE {problem}", file.name)),
+            Err(problem) => errors.push(format!("{}: SIE {problem}", file.name)),
         }
     }
+    (theirs, ours, errors)
+}
+
+#[test]
+fn sie_and_clamscan_agree_on_every_message_and_archive() {
+    let work = tempfile::tempdir().unwrap();
+    let hashes = MailHashes::new();
+    let corpus = mail_corpus(&hashes);
+    let files: Vec<&CorpusFile> = corpus.iter().collect();
+    let (theirs, ours, mut mismatches) = scan_both(work.path(), &files, &hashes);
     for file in &corpus {
-        let (theirs, mine) = (expected.get(&file.name), ours.get(&file.name));
-        if theirs != mine {
-            mismatches.push(format!("{}: clamscan {theirs:?}, SIE {mine:?}", file.name));
+        let (clamscan, sie) = (theirs.get(&file.name), ours.get(&file.name));
+        if clamscan != sie {
+            mismatches.push(format!("{}: clamscan {clamscan:?}, SIE {sie:?}", file.name));
         }
     }
     assert!(
@@ -1371,17 +1774,41 @@ fn sie_and_clamscan_agree_on_every_message_and_archive() {
     // The corpus is what its names say, by clamscan's own verdicts.
     let misnamed: Vec<_> = corpus
         .iter()
-        .filter(|f| f.name.starts_with("hit-") != expected.contains_key(&f.name))
+        .filter(|f| f.name.starts_with("hit-") != theirs.contains_key(&f.name))
         .map(|f| &f.name)
         .collect();
     assert!(
         misnamed.is_empty(),
-        "hit- files not flagged, or others flagged: {misnamed:?}"
+        "hit- files clamscan does not flag, or others it flags: {misnamed:?}"
     );
     let messages = corpus.iter().filter(|f| f.name.ends_with(".eml")).count();
     eprintln!(
         "{messages} messages and {} archives, {} flagged by both, identically",
         corpus.len() - messages,
-        expected.len()
+        theirs.len()
     );
+}
+
+/// The exclusions of the module text still differ, exactly as recorded: when one stops
+/// differing (SIE or ClamAV changed), it belongs in the corpus above.
+#[test]
+fn the_excluded_cases_differ_as_documented() {
+    let work = tempfile::tempdir().unwrap();
+    let hashes = MailHashes::new();
+    let cases = excluded_corpus(&hashes);
+    let files: Vec<&CorpusFile> = cases.iter().map(|(file, _, _)| file).collect();
+    let (theirs, ours, mut problems) = scan_both(work.path(), &files, &hashes);
+    for (file, clamscan, sie) in &cases {
+        let got = (
+            theirs.get(&file.name).map(String::as_str),
+            ours.get(&file.name).map(String::as_str),
+        );
+        if got != (*clamscan, *sie) {
+            problems.push(format!(
+                "{}: expected clamscan {clamscan:?} and SIE {sie:?}, got {got:?}",
+                file.name
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

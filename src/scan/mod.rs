@@ -74,7 +74,51 @@ pub fn scan_message_with_rules(
     rules: &RuleSet,
     envelope: &Envelope<'_>,
 ) -> Verdict {
-    let find_signature = |data: &[u8], object: &Object<'_>| {
+    let (find_signature, pardon) = rule_hooks(rules, envelope);
+    let mut verdict = scan_objects(message, options, find_signature, pardon);
+    if options.spam && verdict.kind == VerdictKind::Clean {
+        let spam = spam_verdict(message, rules, envelope);
+        let score = spam.score;
+        verdict = verdict.worse(spam);
+        verdict.score = score;
+    }
+    verdict
+}
+
+/// Scans a file that is no message as the root object, as `clamscan FILE` does: its
+/// name, its members if it is an archive, its bytes (container `None`: `CL_TYPE_ANY`).
+pub fn scan_file_with_rules(
+    name: &str,
+    data: &[u8],
+    options: &ScanOptions,
+    rules: &RuleSet,
+    envelope: &Envelope<'_>,
+) -> Verdict {
+    let (find_signature, pardon) = rule_hooks(rules, envelope);
+    let budget = Budget::start(&options.limits);
+    let mut scanner = Scanner::new(&options.exts, &budget, find_signature, pardon);
+    let names = [name];
+    let _ = scanner.scan_object(&Object {
+        data,
+        names: &names,
+        location: name,
+        container: None,
+        depth: 0,
+        raw_message: false,
+    });
+    scanner.finish()
+}
+
+/// The two places a scan consults a definitions set: the signature an object matches,
+/// and the exception that pardons a finding for this envelope.
+fn rule_hooks<'a>(
+    rules: &'a RuleSet,
+    envelope: &'a Envelope<'a>,
+) -> (
+    impl Fn(&[u8], &Object<'_>) -> Option<String> + 'a,
+    impl Fn(&Verdict, Option<&str>) -> Option<String> + 'a,
+) {
+    let find_signature = move |data: &[u8], object: &Object<'_>| {
         let target = if object.is_mail() {
             Target::Mail
         } else {
@@ -86,7 +130,7 @@ pub fn scan_message_with_rules(
         };
         rules.signatures.scan(data, &info).map(|found| found.name)
     };
-    let pardon = |finding: &Verdict, file_name: Option<&str>| {
+    let pardon = move |finding: &Verdict, file_name: Option<&str>| {
         let finding = Finding {
             kind: finding.kind,
             rule: &finding.name,
@@ -94,14 +138,7 @@ pub fn scan_message_with_rules(
         };
         rules.exceptions.pardon(&finding, envelope)
     };
-    let mut verdict = scan_objects(message, options, find_signature, pardon);
-    if options.spam && verdict.kind == VerdictKind::Clean {
-        let spam = spam_verdict(message, rules, envelope);
-        let score = spam.score;
-        verdict = verdict.worse(spam);
-        verdict.score = score;
-    }
-    verdict
+    (find_signature, pardon)
 }
 
 /// The spam rules' verdict: spam when the score of the hits no exception pardons
@@ -193,6 +230,7 @@ fn scan_objects(
             location: part.location,
             container: Some(CONTAINER_MAIL),
             depth: part.depth,
+            raw_message: false,
         })
     });
     if let Err(error) = walked {
@@ -215,6 +253,7 @@ fn scan_objects(
             location: "raw message",
             container: None,
             depth: 0,
+            raw_message: true,
         });
     }
     scanner.finish()

@@ -31,13 +31,15 @@ pub struct Object<'a> {
     pub container: Option<&'a str>,
     /// Nesting of parts and archives, as counted against `max_depth`.
     pub depth: usize,
+    /// The whole raw message (a signature set's `mail` target), not a file.
+    pub raw_message: bool,
 }
 
 impl Object<'_> {
     /// Whether this is the whole message (a signature set's `mail` target)
     /// rather than a file inside it.
     pub fn is_mail(&self) -> bool {
-        self.container.is_none()
+        self.raw_message
     }
 }
 
@@ -188,6 +190,7 @@ where
             location: member.location,
             container: Some(container),
             depth,
+            raw_message: false,
         })?;
         let location = member.location;
         match &member.content {
