@@ -74,8 +74,13 @@ pub fn scan_message_with_rules(
     rules: &RuleSet,
     envelope: &Envelope<'_>,
 ) -> Verdict {
-    let (find_signature, pardon) = rule_hooks(rules, envelope);
-    let mut verdict = scan_objects(message, options, find_signature, pardon);
+    let hooks = RuleHooks { rules, envelope };
+    let mut verdict = scan_objects(
+        message,
+        options,
+        |data: &[u8], object: &Object<'_>| hooks.find_signature(data, object),
+        |finding: &Verdict, file_name: Option<&str>| hooks.pardon(finding, file_name),
+    );
     if options.spam && verdict.kind == VerdictKind::Clean {
         let spam = spam_verdict(message, rules, envelope);
         let score = spam.score;
@@ -94,9 +99,14 @@ pub fn scan_file_with_rules(
     rules: &RuleSet,
     envelope: &Envelope<'_>,
 ) -> Verdict {
-    let (find_signature, pardon) = rule_hooks(rules, envelope);
+    let hooks = RuleHooks { rules, envelope };
     let budget = Budget::start(&options.limits);
-    let mut scanner = Scanner::new(&options.exts, &budget, find_signature, pardon);
+    let mut scanner = Scanner::new(
+        &options.exts,
+        &budget,
+        |data: &[u8], object: &Object<'_>| hooks.find_signature(data, object),
+        |finding: &Verdict, file_name: Option<&str>| hooks.pardon(finding, file_name),
+    );
     let names = [name];
     let _ = scanner.scan_object(&Object {
         data,
@@ -111,14 +121,13 @@ pub fn scan_file_with_rules(
 
 /// The two places a scan consults a definitions set: the signature an object matches,
 /// and the exception that pardons a finding for this envelope.
-fn rule_hooks<'a>(
+struct RuleHooks<'a> {
     rules: &'a RuleSet,
     envelope: &'a Envelope<'a>,
-) -> (
-    impl Fn(&[u8], &Object<'_>) -> Option<String> + 'a,
-    impl Fn(&Verdict, Option<&str>) -> Option<String> + 'a,
-) {
-    let find_signature = move |data: &[u8], object: &Object<'_>| {
+}
+
+impl RuleHooks<'_> {
+    fn find_signature(&self, data: &[u8], object: &Object<'_>) -> Option<String> {
         let target = if object.is_mail() {
             Target::Mail
         } else {
@@ -128,17 +137,17 @@ fn rule_hooks<'a>(
             target,
             container: object.container,
         };
-        rules.signatures.scan(data, &info).map(|found| found.name)
-    };
-    let pardon = move |finding: &Verdict, file_name: Option<&str>| {
+        self.rules.signatures.scan(data, &info).map(|found| found.name)
+    }
+
+    fn pardon(&self, finding: &Verdict, file_name: Option<&str>) -> Option<String> {
         let finding = Finding {
             kind: finding.kind,
             rule: &finding.name,
             file_name,
         };
-        rules.exceptions.pardon(&finding, envelope)
-    };
-    (find_signature, pardon)
+        self.rules.exceptions.pardon(&finding, self.envelope)
+    }
 }
 
 /// The spam rules' verdict: spam when the score of the hits no exception pardons
