@@ -9,7 +9,13 @@ use crate::config::{FeedPolicy, QueueTiming, RunConfig};
 use crate::lockfile::read_free;
 use crate::log::ProcessLog;
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
-use crate::queue::{self, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result};
+use crate::queue::{
+    self, LockOutcome, LockedEntry, MoveBatch, Spool, list_dir, lock_entry, move_with_result,
+};
+
+/// Moves made before their directories are fsynced together; it bounds the qf files
+/// held open and locked meanwhile.
+const SYNC_EVERY: usize = 128;
 
 /// Picks the feed queue (0-based) for a message of `bytes`, given the bytes queued in
 /// each queue and each queue's size limit (0 = none). Queues up to `nq` take any message
@@ -157,8 +163,11 @@ pub fn feed_pass(
     let listing = list_dir(&in_dir)?;
     let feed_names = spool.feed_queue_names();
     let mut queues = Vec::with_capacity(feed_names.len());
+    let mut queue_dirs = Vec::with_capacity(feed_names.len());
     for name in &feed_names {
-        let queued = list_dir(&spool.queue_dir(name)?)?;
+        let dir = spool.queue_dir(name)?;
+        let queued = list_dir(&dir)?;
+        queue_dirs.push(dir);
         queues.push(QueueState {
             msgs: queued.entries.len(),
             bytes: queued.total_bytes(),
@@ -167,6 +176,8 @@ pub fn feed_pass(
         });
     }
     let now = crate::timefmt::now_epoch();
+    let mut batch = MoveBatch::default();
+    let mut moved = Vec::new();
     for listed in &listing.entries {
         let mut entry = match lock_entry(&in_dir, &listed.id)? {
             LockOutcome::Locked(entry) => entry,
@@ -211,13 +222,18 @@ pub fn feed_pass(
             quarantine(spool, &mut entry, "too-big", &reason, log, &mut report);
             continue;
         };
-        match move_with_result(spool, &mut entry, &feed_names[k], None) {
+        match batch.move_entry(spool, &mut entry, &queue_dirs[k]) {
             Ok(()) => {
                 queues[k].msgs += 1;
                 queues[k].bytes += bytes;
                 report.moved += 1;
                 report.bytes += bytes;
                 log.line(&format!("{} {bytes} -> q{}", entry.id, k + 1));
+                moved.push(entry);
+                if moved.len() >= SYNC_EVERY {
+                    batch.sync()?;
+                    moved.clear();
+                }
             }
             Err(e) => {
                 report.skipped += 1;
@@ -225,6 +241,9 @@ pub fn feed_pass(
             }
         }
     }
+    // The moved entries stay locked until their moves are durable.
+    batch.sync()?;
+    drop(moved);
     for orphan in &listing.orphan_dfs {
         match quarantine_orphan_df(spool, orphan, run.orphan_age()) {
             Ok(OrphanAction::Quarantined) => {

@@ -12,9 +12,7 @@ use crate::inputs::assemble_message;
 use crate::lockfile::{self, Holder, QueueLockOutcome};
 use crate::log::{ProcessLog, StatsLine};
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
-use crate::queue::{
-    self, Entry, LockOutcome, LockedEntry, Spool, list_dir, lock_entry, move_with_result,
-};
+use crate::queue::{self, Entry, LockOutcome, LockedEntry, MoveBatch, Spool, list_dir, lock_entry};
 use crate::rules::exceptions::Envelope;
 use crate::rules::{ActiveRules, Refresh, RuleSet};
 use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message_with_rules};
@@ -174,6 +172,8 @@ pub fn work_pass(
             let bytes = entry.qf_len();
             (entry, (verdict, bytes))
         }));
+    let mut batch = MoveBatch::default();
+    let mut moved = Vec::new();
     for (mut entry, (verdict, bytes)) in judged {
         stats.msgs += 1;
         stats.bytes += bytes;
@@ -189,8 +189,12 @@ pub fn work_pass(
             VerdictKind::Spam => stats.spam += 1,
             VerdictKind::Unscannable | VerdictKind::Error => {}
         }
-        deliver(spool, &mut entry, &verdict, run, log);
+        deliver(spool, &mut batch, &mut entry, &verdict, run, log);
+        moved.push(entry);
     }
+    // The entries stay locked until their moves are durable.
+    batch.sync()?;
+    drop(moved);
     stats.vs = started.elapsed().as_secs_f64();
     log.line(&stats.to_string());
     log.dated("Finished pass.");
@@ -201,6 +205,7 @@ pub fn work_pass(
 /// entry goes to `error` instead so it does not block the feed queue.
 fn deliver(
     spool: &Spool,
+    batch: &mut MoveBatch,
     entry: &mut LockedEntry,
     verdict: &Verdict,
     run: &RunConfig,
@@ -214,7 +219,7 @@ fn deliver(
     let result =
         (verdict.kind != VerdictKind::Clean).then(|| verdict.result_text(entry.id.as_str()));
     let label = label(verdict.kind);
-    match move_with_result(spool, entry, queue, result.as_deref()) {
+    match batch.move_with_result(spool, entry, queue, result.as_deref()) {
         Ok(()) if verdict.kind == VerdictKind::Clean => {
             log.line(&format!("{label}, moving: {}", entry.id))
         }
@@ -225,7 +230,7 @@ fn deliver(
         Err(queue::Error::Exists { .. }) if queue != "error" => {
             let why = format!("{queue} already holds an entry with id {}", entry.id);
             let text = format!("verdict: error\nname: duplicate-id\nwhere: {queue}\nwhy: {why}\n");
-            match move_with_result(spool, entry, "error", Some(&text)) {
+            match batch.move_with_result(spool, entry, "error", Some(&text)) {
                 Ok(()) => log.line(&format!("Error, moving: {} ({why})", entry.id)),
                 Err(e) => log.line(&format!("Cannot move {}: {e}", entry.id)),
             }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 pub use entry::{DirListing, Entry, list_dir};
 pub use flock::{LockOutcome, LockedEntry, lock_entry};
 pub use id::QueueId;
-pub use mv::{move_entry, move_with_result};
+pub use mv::{MoveBatch, move_entry, move_with_result};
 
 /// Queues every spool has besides the feed queues, in display order.
 pub const FIXED_QUEUES: [&str; 10] = [

@@ -1,69 +1,133 @@
 //! The only code that moves queue entries: rename the df, then the qf (the commit
-//! record), both while the qf lock is held, then fsync both directories. A crash between
-//! the two renames leaves a split entry that start-up recovery reunites.
+//! record), both while the qf lock is held, then fsync both directories (once per batch
+//! of moves). A crash between the two renames leaves a split entry that start-up
+//! recovery reunites.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::durable::sync_dir;
 use super::{Error, LockedEntry, Result, Spool};
 
-/// Moves a locked entry into `to_dir`, refusing to overwrite an entry of the same id.
-/// On success the entry names its new directory and is still locked.
+/// Moves a locked entry into `to_dir`, refusing to overwrite an entry of the same id,
+/// and makes the move durable. On success the entry names its new directory and is
+/// still locked.
 pub fn move_entry(spool: &Spool, entry: &mut LockedEntry, to_dir: &Path) -> Result<()> {
-    let _guard = spool.move_guard(false)?;
-    let from_dir = entry.dir.clone();
-    if from_dir == to_dir {
-        return Ok(());
-    }
-    let queue = to_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    for name in [entry.id.qf_name(), entry.id.df_name()] {
-        if to_dir.join(&name).symlink_metadata().is_ok() {
-            return Err(Error::Exists {
-                id: entry.id.clone(),
-                queue,
-            });
-        }
-    }
-    let df_from = entry.df_path();
-    let df_to = to_dir.join(entry.id.df_name());
-    match fs::rename(&df_from, &df_to) {
-        Ok(()) => {}
-        // A missing df is the caller's to judge (it sends such entries to `error`).
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(df_from, e)),
-    }
-    let qf_from = entry.qf_path();
-    let qf_to = to_dir.join(entry.id.qf_name());
-    if let Err(e) = fs::rename(&qf_from, &qf_to) {
-        // Put the df back so the entry stays whole where it was.
-        let _ = fs::rename(&df_to, &df_from);
-        return Err(Error::io(qf_from, e));
-    }
-    entry.dir = to_dir.to_path_buf();
-    sync_dir(to_dir).map_err(|e| Error::io(to_dir, e))?;
-    sync_dir(&from_dir).map_err(|e| Error::io(&from_dir, e))?;
-    Ok(())
+    let mut batch = MoveBatch::default();
+    batch.move_entry(spool, entry, to_dir)?;
+    batch.sync()
 }
 
 /// Writes the result file saying why the entry goes to `queue` (when there is one), then
-/// moves it there. The result file comes first: a crash in between leaves the entry
-/// where it was, to be judged again, rather than a quarantined entry with no reason.
+/// moves it there durably.
 pub fn move_with_result(
     spool: &Spool,
     entry: &mut LockedEntry,
     queue: &str,
     result: Option<&str>,
 ) -> Result<()> {
-    let to_dir = spool.queue_dir(queue)?;
-    if let Some(text) = result {
-        spool.write_result(queue, &entry.id, text)?;
+    let mut batch = MoveBatch::default();
+    batch.move_with_result(spool, entry, queue, result)?;
+    batch.sync()
+}
+
+/// Moves made together (one pass): each is renamed at once, and `sync` then fsyncs
+/// every directory involved once, instead of twice per move. Until `sync` returns, a
+/// crash may undo some renames, which only puts entries back where they were (or splits
+/// one, which recovery reunites); callers keep the entries locked until then, so the
+/// MTA cannot deliver a move that is not durable yet.
+#[derive(Debug, Default)]
+pub struct MoveBatch {
+    dirs: BTreeSet<PathBuf>,
+    moves: usize,
+}
+
+impl MoveBatch {
+    /// Moves made since the last `sync`.
+    pub fn len(&self) -> usize {
+        self.moves
     }
-    move_entry(spool, entry, &to_dir)
+
+    pub fn is_empty(&self) -> bool {
+        self.moves == 0
+    }
+
+    /// Renames a locked entry into `to_dir` (df, then qf), refusing to overwrite an
+    /// entry of the same id. On success the entry names its new directory.
+    pub fn move_entry(
+        &mut self,
+        spool: &Spool,
+        entry: &mut LockedEntry,
+        to_dir: &Path,
+    ) -> Result<()> {
+        let _guard = spool.move_guard(false)?;
+        let from_dir = entry.dir.clone();
+        if from_dir == to_dir {
+            return Ok(());
+        }
+        let queue = to_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for name in [entry.id.qf_name(), entry.id.df_name()] {
+            if to_dir.join(&name).symlink_metadata().is_ok() {
+                return Err(Error::Exists {
+                    id: entry.id.clone(),
+                    queue,
+                });
+            }
+        }
+        let df_from = entry.df_path();
+        let df_to = to_dir.join(entry.id.df_name());
+        match fs::rename(&df_from, &df_to) {
+            Ok(()) => {}
+            // A missing df is the caller's to judge (it sends such entries to `error`).
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(df_from, e)),
+        }
+        let qf_from = entry.qf_path();
+        let qf_to = to_dir.join(entry.id.qf_name());
+        if let Err(e) = fs::rename(&qf_from, &qf_to) {
+            // Put the df back so the entry stays whole where it was.
+            let _ = fs::rename(&df_to, &df_from);
+            return Err(Error::io(qf_from, e));
+        }
+        entry.dir = to_dir.to_path_buf();
+        self.dirs.insert(to_dir.to_path_buf());
+        self.dirs.insert(from_dir);
+        self.moves += 1;
+        Ok(())
+    }
+
+    /// Writes the result file saying why the entry goes to `queue` (when there is
+    /// one), then moves it there. The result file comes first: a crash in between
+    /// leaves the entry where it was, to be judged again, rather than a quarantined
+    /// entry with no reason.
+    pub fn move_with_result(
+        &mut self,
+        spool: &Spool,
+        entry: &mut LockedEntry,
+        queue: &str,
+        result: Option<&str>,
+    ) -> Result<()> {
+        let to_dir = spool.queue_dir(queue)?;
+        if let Some(text) = result {
+            spool.write_result(queue, &entry.id, text)?;
+        }
+        self.move_entry(spool, entry, &to_dir)
+    }
+
+    /// Makes every move so far durable: one fsync per directory, destinations and
+    /// sources alike.
+    pub fn sync(&mut self) -> Result<()> {
+        for dir in std::mem::take(&mut self.dirs) {
+            sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        self.moves = 0;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
