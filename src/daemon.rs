@@ -1,6 +1,7 @@
 //! The process loop shared by `sie-feed` and `sie-work`: claim the pid file, recover
 //! the spool, then `pass -> stop requested? -> sleep -> pass`, re-reading the run
-//! settings before each pass. SIGTERM/SIGINT and the stop file both end it after the
+//! settings before each pass. Work loops start a pass every `loop_delay` (sleeping what
+//! is left of it after the pass), staggered across the queues. SIGTERM/SIGINT and the stop file both end it after the
 //! current pass.
 
 use std::sync::Arc;
@@ -84,9 +85,27 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     }
     let mut rules = ActiveRules::new();
     let should_stop = || signalled.load(Ordering::Relaxed) || stop_requested(spool, &name);
+    // Work loops start spread over one loop_delay (feed1 first) and then keep a fixed
+    // cadence, so their wake-ups stay spread instead of bunching, which is also what
+    // `solve --simulate` models.
+    if let Role::Work(queue) = &role {
+        let position = spool
+            .feed_queue_names()
+            .iter()
+            .position(|q| q == queue)
+            .unwrap_or(0);
+        let offset =
+            settings.current().loop_delay * position as f64 / spool.feed_queue_count() as f64;
+        if sleep_unless(&should_stop, Duration::from_secs_f64(offset)) {
+            clear_stop(spool, &name)?;
+            log.dated("Stopped.");
+            return Ok(());
+        }
+    }
     let mut pass = 0u64;
     loop {
         pass += 1;
+        let pass_started = Instant::now();
         log.reopen();
         match settings.reload() {
             Ok(true) => log.line("Run settings reloaded."),
@@ -113,11 +132,12 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
                             true
                         }
                     };
-                write_free(spool, queue, now_epoch() + run.loop_delay)?;
+                let delay = (run.loop_delay - pass_started.elapsed().as_secs_f64()).max(0.0);
+                write_free(spool, queue, now_epoch() + delay)?;
                 if worked {
-                    log.dated(&format!("Sleeping: {}", run.loop_delay));
+                    log.dated(&format!("Sleeping: {}", (delay * 1000.0).round() / 1000.0));
                 }
-                run.loop_delay
+                delay
             }
         };
         if should_stop() || sleep_unless(&should_stop, Duration::from_secs_f64(delay)) {

@@ -12,7 +12,7 @@
 //! comments). `--json` prints one object per queue and line.
 //!
 //! `solve --simulate (--trace FILE | --generate N) [--policy P]... [--sizes LIST] [--nq N]
-//! [--fixed-cadence] [--svg FILE]` replays arrivals (a trace of `<epoch> <bytes>` lines
+//! [--sleep-after-pass] [--svg FILE]` replays arrivals (a trace of `<epoch> <bytes>` lines
 //! or a feed log, or generated ones) through a model of the feed and work loops with the
 //! run settings and prints p50/p99 latency per size class for each feed policy, so the
 //! effect of `sizes`, `nq` and `feed_policy` can be seen before changing them; `--svg`
@@ -98,10 +98,10 @@ struct Args {
     /// NQ instead of run.nq
     #[arg(long, requires = "simulate")]
     nq: Option<usize>,
-    /// Model work processes that start a pass every loop_delay (a what-if: sie-work
-    /// sleeps loop_delay after each pass)
+    /// Model work processes that sleep loop_delay after each pass (a what-if: sie-work
+    /// starts a pass every loop_delay)
     #[arg(long, requires = "simulate")]
-    fixed_cadence: bool,
+    sleep_after_pass: bool,
     /// Write a chart of latency against message size to FILE
     #[arg(long, value_name = "FILE", requires = "simulate")]
     svg: Option<PathBuf>,
@@ -247,9 +247,9 @@ fn run_simulation(args: &Args) -> anyhow::Result<ExitCode> {
         true => vec![FeedPolicy::Bytes, FeedPolicy::Eta],
         false => args.policies.clone(),
     };
-    let cadence = match args.fixed_cadence {
-        true => Cadence::Fixed,
-        false => Cadence::AfterPass,
+    let cadence = match args.sleep_after_pass {
+        true => Cadence::AfterPass,
+        false => Cadence::Fixed,
     };
     let outcomes: Vec<_> = policies
         .iter()
@@ -264,8 +264,8 @@ fn run_simulation(args: &Args) -> anyhow::Result<ExitCode> {
         run.nq,
         run.maxpass,
         run.loop_delay,
-        if args.fixed_cadence {
-            " (fixed cadence)"
+        if args.sleep_after_pass {
+            " (sleep after pass)"
         } else {
             ""
         },

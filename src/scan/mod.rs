@@ -137,7 +137,10 @@ impl RuleHooks<'_> {
             target,
             container: object.container,
         };
-        self.rules.signatures.scan(data, &info).map(|found| found.name)
+        self.rules
+            .signatures
+            .scan(data, &info)
+            .map(|found| found.name)
     }
 
     fn pardon(&self, finding: &Verdict, file_name: Option<&str>) -> Option<String> {

@@ -11,11 +11,12 @@
 //! - Work process k (0-based, of N) first wakes `loop_delay * (k + 1/2) / N` after the
 //!   first arrival: spread out, and off the feed's beat. A pass takes the batch
 //!   [`plan_batch`] chooses (the rule of `work::plan_batch`), lasts exactly `t00 +
-//!   t0*msgs + ts*bytes`, and its messages are done when it ends; then the process sleeps
-//!   `loop_delay` and `free` is set to when it wakes ([`Cadence::AfterPass`], what
-//!   `sie-work` does). An empty queue's pass takes no time and also sets `free`.
-//! - [`Cadence::Fixed`] is a what-if for a work loop that does not exist yet: a pass
-//!   starts every `loop_delay` (or right after the previous one when that ran longer).
+//!   t0*msgs + ts*bytes`, and its messages are done when it ends; the next pass starts
+//!   `loop_delay` after this one started, or at once when it ran longer
+//!   ([`Cadence::Fixed`], what `sie-work` does), and `free` is set to then. An empty
+//!   queue's pass takes no time and also sets `free`.
+//! - [`Cadence::AfterPass`] is a what-if for a loop that sleeps `loop_delay` after each
+//!   pass (`--sleep-after-pass`).
 //! - Simultaneous events: passes end first, then the feed runs, then passes start.
 //!
 //! What it leaves out: scan times that differ from the fitted model, the feed's own pass
@@ -110,12 +111,12 @@ fn grid_at_or_after(phase: f64, delay: f64, at: f64) -> f64 {
 /// When a work process starts its next pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cadence {
-    /// `loop_delay` after the end of the last pass: what `sie-work` does. Passes of
-    /// different lengths shift the processes' wake times, and under `eta` (which gives
-    /// the earliest waking queue the most work) they end up waking together.
+    /// `loop_delay` after the end of the last pass. Passes of different lengths shift
+    /// the processes' wake times, and under `eta` (which gives the earliest waking
+    /// queue the most work) they end up waking together.
     AfterPass,
     /// Every `loop_delay` from the start of the last pass (at once if it ran longer):
-    /// wake times keep their spread whatever the policy.
+    /// what `sie-work` does; wake times keep their spread whatever the policy.
     Fixed,
 }
 
