@@ -114,9 +114,9 @@ pub fn try_lock_queue(spool: &Spool, queue: &str, holder: &Holder) -> Result<Que
         .mode(0o600)
         .open(&draft)
         .map_err(io_err(&draft))?;
-    writeln!(file, "{} {}", holder.pid, holder.name)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err(&draft))?;
+    // No fsync: a lock file lost in a crash frees the queue, and one that survives
+    // names a dead pid and is cleared as stale.
+    writeln!(file, "{} {}", holder.pid, holder.name).map_err(io_err(&draft))?;
     drop(file);
     let outcome = loop {
         match fs::hard_link(&draft, &path) {
@@ -283,7 +283,7 @@ pub fn clear_stop(spool: &Spool, process: &str) -> Result<bool> {
 /// Records when a work queue will next be ready (epoch seconds with milliseconds).
 pub fn write_free(spool: &Spool, queue: &str, epoch_secs: f64) -> Result<()> {
     let path = spool.free_file(queue);
-    durable::write_atomic(&path, format!("{epoch_secs:.3}\n").as_bytes(), 0o644)
+    durable::replace_atomic(&path, format!("{epoch_secs:.3}\n").as_bytes(), 0o644)
         .map_err(io_err(&path))
 }
 

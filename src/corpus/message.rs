@@ -888,6 +888,11 @@ fn archive_members(
             ),
             _ => (format!("{folder}README.md"), text::text_file(rng, len)),
         };
+        // An archive listing a name twice is unscannable (only the last copy can be
+        // read); realistic archives do not.
+        if members.iter().any(|(taken, _)| *taken == name) {
+            continue;
+        }
         compressed_estimate += data.len() / 3 + 120;
         members.push((name, data));
     }

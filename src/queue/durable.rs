@@ -11,6 +11,17 @@ static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces `path` with `contents` atomically and durably, with the given mode.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, contents, mode, true)
+}
+
+/// Replaces `path` with `contents` atomically (readers see the old or the new file,
+/// never part of one) but without fsync: for advisory files such as `free.<queue>`,
+/// rewritten every pass, whose loss in a crash costs nothing.
+pub fn replace_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, contents, mode, false)
+}
+
+fn replace(path: &Path, contents: &[u8], mode: u32, durable: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     // pid + sequence: a leftover temp file of a crashed process with a reused pid is
@@ -29,9 +40,14 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
             .mode(mode)
             .open(&temp)?;
         file.write_all(contents)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&temp, path)?;
-        sync_dir(dir)
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
