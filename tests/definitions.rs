@@ -145,12 +145,7 @@ fn msgscan_uses_clamav_files_and_reports_lines_it_cannot_use() {
 #[test]
 fn updatevdl_installs_for_the_next_pass_and_keeps_the_old_set_on_failure() {
     let spool = TestSpool::new();
-    let mut work = spool
-        .command("sie-work")
-        .arg("feed1")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut work = spool.start_work("feed1");
     let defs = spool.dir.path().join("defs");
     fs::create_dir_all(&defs).unwrap();
     for name in ["virus.vdl", "spam.vdl", "exceptions.vdl"] {
@@ -238,12 +233,7 @@ fn an_exception_delivers_the_message_and_counts_vir_ex() {
         Some(0)
     );
     let id = spool.queue_message("feed2", &test_id(11), "test file", eicar().as_bytes());
-    let mut work = spool
-        .command("sie-work")
-        .arg("feed2")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut work = spool.start_work("feed2");
     assert!(wait_until(Duration::from_secs(20), || spool.ids("out")
         == [id.to_string()]));
     assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));

@@ -240,12 +240,7 @@ fn an_entry_locked_by_the_mta_is_left_alone_until_released() {
 #[test]
 fn a_work_loop_stops_on_its_stop_file_and_keeps_good_settings_on_a_bad_reload() {
     let spool = TestSpool::new();
-    let mut work = spool
-        .command("sie-work")
-        .arg("feed1")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut work = spool.start_work("feed1");
     assert!(wait_until(Duration::from_secs(10), || spool
         .spool
         .pid_file("feed1")
@@ -280,12 +275,7 @@ fn an_admin_lock_holds_the_work_loop_until_unlocked() {
     let spool = TestSpool::new();
     fs::write(spool.spool.lock_file("feed1"), "0 admin test\n").unwrap();
     let id = spool.queue_message("feed1", &test_id(8), "locked queue", b"wait\n");
-    let mut work = spool
-        .command("sie-work")
-        .arg("feed1")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut work = spool.start_work("feed1");
     assert!(wait_until(Duration::from_secs(10), || spool
         .log("feed1")
         .contains("Waiting for lock.feed1")));

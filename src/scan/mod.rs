@@ -275,7 +275,7 @@ fn scan_objects(
 mod tests {
     use proptest::prelude::*;
 
-    use super::testutil::{base64, nested_multiparts, quoted_printable, uuencode};
+    use super::testutil::{assert_verdict, base64, nested_multiparts, quoted_printable, uuencode};
     use super::virus::{EICAR_NAME, eicar_test_file};
     use super::*;
 
@@ -305,18 +305,6 @@ mod tests {
              --sep--\n"
         )
         .into_bytes()
-    }
-
-    fn assert_verdict(verdict: &Verdict, kind: VerdictKind, name: &str, location: &str) {
-        assert_eq!(
-            (
-                verdict.kind,
-                verdict.name.as_str(),
-                verdict.location.as_str()
-            ),
-            (kind, name, location),
-            "{verdict:?}"
-        );
     }
 
     #[test]

@@ -313,7 +313,7 @@ fn blocked_name(extension: &str, name: &str, location: &str) -> Verdict {
 mod tests {
     use std::cell::RefCell;
 
-    use crate::scan::testutil::{base64, bzip2, gzip, tar, zip, zip_with};
+    use crate::scan::testutil::{assert_verdict, base64, bzip2, gzip, tar, zip, zip_with};
     use crate::scan::virus::{EICAR_NAME, eicar_test_file};
     use crate::scan::{Limits, ScanOptions, scan_message, scan_with};
 
@@ -337,18 +337,6 @@ mod tests {
 
     fn scan(message: &[u8]) -> Verdict {
         scan_message(message, &ScanOptions::default())
-    }
-
-    fn assert_verdict(verdict: &Verdict, kind: VerdictKind, name: &str, location: &str) {
-        assert_eq!(
-            (
-                verdict.kind,
-                verdict.name.as_str(),
-                verdict.location.as_str()
-            ),
-            (kind, name, location),
-            "{verdict:?}"
-        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use super::{Verdict, VerdictKind};
+
 /// Base64 in 76-character lines, as mail clients send it.
 pub fn base64(data: &[u8]) -> String {
     super::encode_base64(data)
@@ -159,4 +161,17 @@ pub fn tar(members: &[(&str, &[u8])]) -> Vec<u8> {
         builder.append_data(&mut header, name, *data).unwrap();
     }
     builder.into_inner().unwrap()
+}
+
+/// Asserts a verdict's kind, name and location, showing the whole verdict if not.
+pub fn assert_verdict(verdict: &Verdict, kind: VerdictKind, name: &str, location: &str) {
+    assert_eq!(
+        (
+            verdict.kind,
+            verdict.name.as_str(),
+            verdict.location.as_str()
+        ),
+        (kind, name, location),
+        "{verdict:?}"
+    );
 }

@@ -130,6 +130,15 @@ impl TestSpool {
         self.command(program).args(args).output().unwrap()
     }
 
+    /// Starts one work loop (`sie-work <queue>`) on its own, quiet.
+    pub fn start_work(&self, queue: &str) -> Child {
+        self.command("sie-work")
+            .arg(queue)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     /// Starts the `sie` supervisor, quiet.
     pub fn start_sie(&self) -> Child {
         self.command("sie")
