@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use crate::config::{Config, RunSettings};
 use crate::feed::feed_pass;
-use crate::lockfile::{self, claim_pid_file, clear_stop, stop_requested, write_free};
+use crate::lockfile::{
+    self, Holder, LockWait, claim_pid_file, clear_stop, stale_lock_cleared, stop_requested,
+    write_free,
+};
 use crate::log::ProcessLog;
 use crate::queue::recover::recover_spool;
 use crate::queue::{self, Spool};
@@ -152,7 +155,18 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
 /// Installs the definitions built into SIE when the spool has none, so a fresh spool
 /// scans with them from the start; a failure is logged and the loops run on.
 pub fn install_shipped_definitions(spool: &Spool, log: &mut ProcessLog) {
-    match ensure_installed(spool, Duration::from_secs(60)) {
+    let mut stale_lines = Vec::new();
+    let mut on_stale = |queue: &str, holder: &Holder| {
+        stale_lines.push(stale_lock_cleared(queue, holder));
+    };
+    let installed = ensure_installed(
+        spool,
+        LockWait::uninterrupted(Duration::from_secs(60), &mut on_stale),
+    );
+    for line in &stale_lines {
+        log.line(line);
+    }
+    match installed {
         Ok(Some(report)) => log.line(&format!(
             "Installed the shipped definitions in {}: {}",
             report.set_dir.display(),

@@ -7,6 +7,7 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -195,47 +196,104 @@ pub fn expand_names(requested: &[String], known: &[String]) -> Result<Vec<String
     Ok(requested.to_vec())
 }
 
+/// The log line for a stale lock cleared from `queue`.
+pub fn stale_lock_cleared(queue: &str, dead: &Holder) -> String {
+    format!(
+        "Cleared stale lock.{queue} of dead pid {} ({})",
+        dead.pid, dead.name
+    )
+}
+
+/// A queue `lock_queues` holds for its caller.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LockedQueue {
+    pub queue: String,
+    /// The admin who had locked the queue already (that lock is left as it was), or
+    /// `None` when this call took the lock.
+    pub earlier_admin: Option<Holder>,
+}
+
 /// What `lock_queues` achieved.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LockQueuesOutcome {
-    /// Every queue is locked: `(queue, Some(earlier admin holder))` for queues that an
-    /// admin had locked already, `None` for those this call locked.
-    Locked(Vec<(String, Option<Holder>)>),
+    /// Every queue is locked.
+    Locked(Vec<LockedQueue>),
     /// A queue was still held by a running pass at the deadline; the locks this call
     /// took were released again, so nothing is left half locked.
     TimedOut { queue: String, holder: Holder },
+    /// `interrupted` was raised while waiting; the locks this call took were released.
+    Interrupted,
 }
 
-/// Takes the admin lock (`holder`, pid 0 for a lock that outlasts the caller) of every
-/// queue, waiting up to `timeout` in all for running passes to release them.
+/// How `lock_queues` waits and whom it tells about stale locks it clears.
+pub struct LockWait<'a> {
+    /// How long to wait in all for running passes to release their queues.
+    pub timeout: Duration,
+    /// Raised by a signal handler: stop waiting and release what was taken.
+    pub interrupted: &'a AtomicBool,
+    /// Told `(queue, dead holder)` for every stale lock cleared on the way, for the log.
+    pub on_stale: &'a mut dyn FnMut(&str, &Holder),
+}
+
+static NEVER_INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+impl<'a> LockWait<'a> {
+    /// A wait that only the timeout ends (for callers without a signal handler).
+    pub fn uninterrupted(timeout: Duration, on_stale: &'a mut dyn FnMut(&str, &Holder)) -> Self {
+        LockWait {
+            timeout,
+            interrupted: &NEVER_INTERRUPTED,
+            on_stale,
+        }
+    }
+}
+
+/// Takes the lock (`holder`; pid 0 for an admin lock that outlasts the caller) of every
+/// queue, waiting for running passes to release them. Locks of dead processes are
+/// cleared and reported; a queue an admin locked already counts as locked.
 pub fn lock_queues(
     spool: &Spool,
     queues: &[String],
     holder: &Holder,
-    timeout: Duration,
+    wait: LockWait<'_>,
 ) -> Result<LockQueuesOutcome> {
-    let deadline = Instant::now() + timeout;
-    let mut locked = Vec::new();
+    let deadline = Instant::now() + wait.timeout;
+    let mut locked: Vec<LockedQueue> = Vec::new();
+    let release = |locked: &[LockedQueue]| -> Result<()> {
+        for taken in locked.iter().filter(|q| q.earlier_admin.is_none()) {
+            unlock_queue(spool, &taken.queue)?;
+        }
+        Ok(())
+    };
     for queue in queues {
         loop {
             match try_lock_queue(spool, queue, holder)? {
                 QueueLockOutcome::Taken(lock) => {
+                    if let Some(stale) = &lock.cleared_stale {
+                        (wait.on_stale)(queue, stale);
+                    }
                     lock.keep();
-                    locked.push((queue.clone(), None));
+                    locked.push(LockedQueue {
+                        queue: queue.clone(),
+                        earlier_admin: None,
+                    });
                 }
                 QueueLockOutcome::Held(other) if other.pid == 0 => {
-                    locked.push((queue.clone(), Some(other)));
+                    locked.push(LockedQueue {
+                        queue: queue.clone(),
+                        earlier_admin: Some(other),
+                    });
+                }
+                QueueLockOutcome::Held(_) if wait.interrupted.load(Ordering::SeqCst) => {
+                    release(&locked)?;
+                    return Ok(LockQueuesOutcome::Interrupted);
                 }
                 QueueLockOutcome::Held(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(100));
                     continue;
                 }
                 QueueLockOutcome::Held(other) => {
-                    for (taken, earlier) in &locked {
-                        if earlier.is_none() {
-                            unlock_queue(spool, taken)?;
-                        }
-                    }
+                    release(&locked)?;
                     return Ok(LockQueuesOutcome::TimedOut {
                         queue: queue.clone(),
                         holder: other,
@@ -354,6 +412,12 @@ mod tests {
         }
     }
 
+    macro_rules! quick_wait {
+        () => {
+            LockWait::uninterrupted(Duration::from_millis(200), &mut |_: &str, _: &Holder| {})
+        };
+    }
+
     #[test]
     fn a_queue_lock_excludes_and_is_removed_on_drop() {
         let (_dir, spool) = spool();
@@ -374,9 +438,7 @@ mod tests {
     #[test]
     fn a_dead_holders_lock_is_cleared_and_an_admin_lock_is_not() {
         let (_dir, spool) = spool();
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id() as i32;
-        child.wait().unwrap();
+        let dead = dead_pid();
         fs::write(spool.lock_file("feed1"), format!("{dead} sie-work\n")).unwrap();
         let QueueLockOutcome::Taken(lock) = try_lock_queue(&spool, "feed1", &me()).unwrap() else {
             panic!("stale lock must be cleared");
@@ -407,7 +469,7 @@ mod tests {
         let QueueLockOutcome::Taken(busy) = try_lock_queue(&spool, "feed2", &me()).unwrap() else {
             panic!("feed2 must lock");
         };
-        let outcome = lock_queues(&spool, &queues, &admin, Duration::from_millis(200)).unwrap();
+        let outcome = lock_queues(&spool, &queues, &admin, quick_wait!()).unwrap();
         assert!(
             matches!(outcome, LockQueuesOutcome::TimedOut { ref queue, .. } if queue == "feed2")
         );
@@ -416,12 +478,74 @@ mod tests {
             "feed1 released again"
         );
         drop(busy);
-        let outcome = lock_queues(&spool, &queues, &admin, Duration::from_millis(200)).unwrap();
+        let outcome = lock_queues(&spool, &queues, &admin, quick_wait!()).unwrap();
+        let taken = |queue: &str| LockedQueue {
+            queue: queue.into(),
+            earlier_admin: None,
+        };
         assert_eq!(
             outcome,
-            LockQueuesOutcome::Locked(vec![("feed1".into(), None), ("feed2".into(), None)])
+            LockQueuesOutcome::Locked(vec![taken("feed1"), taken("feed2")])
         );
         assert_eq!(queue_lock_holder(&spool, "feed1").unwrap(), Some(admin));
+    }
+
+    #[test]
+    fn an_interrupted_wait_releases_what_it_took_and_stale_locks_are_reported() {
+        let (_dir, spool) = spool();
+        let queues = expand_names(&["all".to_string()], &spool.feed_queue_names()).unwrap();
+        let dead = Holder {
+            pid: dead_pid(),
+            name: "updatevdl".into(),
+        };
+        fs::write(
+            spool.lock_file("feed1"),
+            format!("{} {}\n", dead.pid, dead.name),
+        )
+        .unwrap();
+        let QueueLockOutcome::Taken(busy) = try_lock_queue(&spool, "feed2", &me()).unwrap() else {
+            panic!("feed2 must lock");
+        };
+        let interrupted = AtomicBool::new(false);
+        let mut cleared = Vec::new();
+        let outcome = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(Duration::from_millis(300));
+                interrupted.store(true, Ordering::SeqCst);
+            });
+            let wait = LockWait {
+                timeout: Duration::from_secs(30),
+                interrupted: &interrupted,
+                on_stale: &mut |queue: &str, holder: &Holder| {
+                    cleared.push((queue.to_string(), holder.clone()))
+                },
+            };
+            lock_queues(&spool, &queues, &other_process(), wait).unwrap()
+        });
+        assert_eq!(outcome, LockQueuesOutcome::Interrupted);
+        assert_eq!(cleared, [("feed1".to_string(), dead)]);
+        assert!(
+            queue_lock_holder(&spool, "feed1").unwrap().is_none(),
+            "feed1 released again"
+        );
+        assert_eq!(queue_lock_holder(&spool, "feed2").unwrap(), Some(me()));
+        drop(busy);
+    }
+
+    /// A holder that is alive but is not `me()`.
+    fn other_process() -> Holder {
+        Holder {
+            pid: std::process::id() as i32,
+            name: "updatevdl".into(),
+        }
+    }
+
+    /// A pid that names no process: a child that has been reaped.
+    fn dead_pid() -> i32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        pid
     }
 
     #[test]

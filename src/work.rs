@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::config::{QueueTiming, RunConfig};
 use crate::inputs::assemble_message;
-use crate::lockfile::{self, Holder, QueueLockOutcome};
+use crate::lockfile::{self, Holder, QueueLockOutcome, stale_lock_cleared};
 use crate::log::{ProcessLog, StatsLine};
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
 use crate::queue::{self, Entry, LockOutcome, LockedEntry, MoveBatch, Spool, list_dir, lock_entry};
@@ -103,10 +103,7 @@ pub fn work_pass(
     }
     let rule_set = rules.rules();
     if let Some(stale) = &queue_lock.cleared_stale {
-        log.line(&format!(
-            "Cleared stale lock.{queue} of dead pid {} ({})",
-            stale.pid, stale.name
-        ));
+        log.line(&stale_lock_cleared(queue, stale));
     }
     let lock_secs = started.elapsed().as_secs_f64();
     let dir = spool.queue_dir(queue)?;

@@ -1,12 +1,16 @@
 //! Definitions end to end: msgscan's inputs, outputs and exit codes; updatevdl's
 //! install, rejection and stale-lock handling; a running work loop picking up a new set
-//! at its next pass; exceptions counted as vir-ex in the Stats line.
+//! at its next pass; updatevdl interrupted or killed while it holds queue locks, and
+//! `lock`/`unlock` agreeing with it; exceptions counted as vir-ex in the Stats line.
 
 mod common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::time::Duration;
 
 use common::spool::{TestSpool, terminate, test_id, wait_until};
@@ -179,6 +183,13 @@ fn updatevdl_installs_for_the_next_pass_and_keeps_the_old_set_on_failure() {
         !spool.spool.lock_file("feed3").exists(),
         "every queue unlocked again"
     );
+    let cleared = format!("Cleared stale lock.feed3 of dead pid {dead_pid} (updatevdl)");
+    assert!(String::from_utf8_lossy(&output.stderr).contains(&cleared));
+    assert!(
+        spool.log("updatevdl").contains(&cleared),
+        "{}",
+        spool.log("updatevdl")
+    );
 
     let id = spool.queue_message("feed1", &test_id(9), "marker", b"body with zz-marker-zz\n");
     assert!(wait_until(Duration::from_secs(20), || spool.ids("virus")
@@ -211,6 +222,156 @@ fn updatevdl_installs_for_the_next_pass_and_keeps_the_old_set_on_failure() {
         before
     );
     assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));
+}
+
+/// A definitions directory with the shipped files and one extra signature.
+fn defs_with_marker(spool: &TestSpool) -> std::path::PathBuf {
+    let defs = spool.dir.path().join("defs");
+    fs::create_dir_all(&defs).unwrap();
+    for name in ["virus.vdl", "spam.vdl", "exceptions.vdl"] {
+        fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("vdl").join(name),
+            defs.join(name),
+        )
+        .unwrap();
+    }
+    let mut virus = fs::read_to_string(defs.join("virus.vdl")).unwrap();
+    virus.push_str("text Custom.Marker \"zz-marker-zz\"\n");
+    fs::write(defs.join("virus.vdl"), virus).unwrap();
+    defs
+}
+
+/// Starts updatevdl on `defs` and waits until it holds feed1 and feed2 while it waits
+/// for feed3, which the test holds as a live work pass.
+fn updatevdl_waiting_on_feed3(spool: &TestSpool, defs: &Path) -> std::process::Child {
+    fs::write(
+        spool.spool.lock_file("feed3"),
+        format!("{} sie-work feed3\n", std::process::id()),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_updatevdl"))
+        .arg("--spool")
+        .arg(spool.spool.root())
+        .args(["--timeout", "60"])
+        .arg(defs)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let held_by_updatevdl = |queue: &str| {
+        fs::read_to_string(spool.spool.lock_file(queue))
+            .is_ok_and(|text| text == format!("{} updatevdl\n", child.id()))
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || held_by_updatevdl("feed1")
+            && held_by_updatevdl("feed2")),
+        "updatevdl never locked feed1 and feed2"
+    );
+    child
+}
+
+fn current_set(spool: &TestSpool) -> std::path::PathBuf {
+    fs::read_link(spool.spool.state_dir().join("vdl/current")).unwrap()
+}
+
+#[test]
+fn an_interrupted_updatevdl_installs_nothing_and_leaves_no_lock() {
+    let spool = TestSpool::new();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("vdl");
+    assert_eq!(
+        updatevdl(&spool, &[shipped.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let before = current_set(&spool);
+    let defs = defs_with_marker(&spool);
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        let mut child = updatevdl_waiting_on_feed3(&spool, &defs);
+        kill(Pid::from_raw(child.id() as i32), signal).unwrap();
+        let output = wait_with_timeout(&mut child, Duration::from_secs(10));
+        assert_eq!(output.0, Some(2), "{signal}: {}", output.1);
+        assert!(output.1.contains("interrupted"), "{signal}: {}", output.1);
+        for queue in ["feed1", "feed2", "feed4", "feed5"] {
+            assert!(
+                !spool.spool.lock_file(queue).exists(),
+                "{signal}: {queue} left locked"
+            );
+        }
+        assert_eq!(current_set(&spool), before, "{signal}: nothing installed");
+    }
+    assert!(
+        spool
+            .log("updatevdl")
+            .contains("Not installed: interrupted")
+    );
+    assert!(
+        spool.spool.lock_file("feed3").exists(),
+        "the live holder's lock is never touched"
+    );
+
+    // `unlock` keeps a live pass's lock; `lock` waits for it and gives up cleanly.
+    let unlock = spool.run("unlock", &["all"]);
+    assert_eq!(unlock.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unlock.stderr).contains("feed3: held by running pid"));
+    let lock = spool.run("lock", &["--timeout", "0.5", "all"]);
+    assert_eq!(lock.status.code(), Some(1));
+    for queue in ["feed1", "feed2", "feed4", "feed5"] {
+        assert!(
+            !spool.spool.lock_file(queue).exists(),
+            "lock left {queue} locked"
+        );
+    }
+}
+
+#[test]
+fn a_killed_updatevdls_locks_are_cleared_by_the_work_loops_and_lock() {
+    let spool = TestSpool::new();
+    let defs = defs_with_marker(&spool);
+    let mut child = updatevdl_waiting_on_feed3(&spool, &defs);
+    let dead_pid = child.id();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(spool.spool.lock_file("feed1").exists() && spool.spool.lock_file("feed2").exists());
+
+    let mut work = spool.start_work("feed1");
+    let id = spool.queue_message("feed1", &test_id(11), "after a kill", b"plain body\n");
+    assert!(
+        wait_until(Duration::from_secs(20), || spool.ids("out")
+            == [id.to_string()]),
+        "feed1 must run again: {}",
+        spool.log("feed1")
+    );
+    assert!(spool.log("feed1").contains(&format!(
+        "Cleared stale lock.feed1 of dead pid {dead_pid} (updatevdl)"
+    )));
+    assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));
+
+    let lock = spool.run("lock", &["--timeout", "5", "feed2"]);
+    assert_eq!(lock.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&lock.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "Cleared stale lock.feed2 of dead pid {dead_pid} (updatevdl)"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("feed2 locked (lock by"), "{stdout}");
+    let unlock = spool.run("unlock", &["feed2"]);
+    assert_eq!(unlock.status.code(), Some(0));
+    assert!(!spool.spool.lock_file("feed2").exists());
+}
+
+/// Waits for `child`; returns its exit code and what it wrote to stderr.
+fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> (Option<i32>, String) {
+    let exited = wait_until(timeout, || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    (status.code(), stderr)
 }
 
 #[test]

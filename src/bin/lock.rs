@@ -6,18 +6,25 @@
 //! `lock` waits for it, up to `--timeout` seconds in all. A queue already locked by an
 //! admin counts as locked. If some queue cannot be locked in time, the locks this run
 //! took are released again, so a script's `lock all && update && unlock all` never
-//! leaves half the queues locked. Prints each queue locked.
+//! leaves half the queues locked; so does SIGINT/SIGTERM while waiting. A lock whose
+//! holder process is dead (a killed `updatevdl` or work loop) is cleared and reported.
+//! Prints each queue locked.
 //!
 //! FILES: `<spool>/sie/locks/lock.<queue>`.
-//! EXIT STATUS: 0 all locked; 1 timed out (nothing left locked by this run); 2 fatal.
+//! EXIT STATUS: 0 all locked; 1 timed out (nothing left locked by this run); 2
+//! interrupted (nothing left locked by this run) or fatal.
 //! SECURITY: run as the spool's owner; needs write access to `sie/locks`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
-use sie::cli::{EXIT_FINDINGS, EXIT_OK, SpoolArgs};
-use sie::lockfile::{Holder, LockQueuesOutcome, expand_names, lock_queues};
+use sie::cli::{EXIT_FATAL, EXIT_FINDINGS, EXIT_OK, SpoolArgs};
+use sie::lockfile::{
+    Holder, LockQueuesOutcome, LockWait, expand_names, lock_queues, stale_lock_cleared,
+};
 
 /// Lock work queues (multi-queue admin lock), waiting while a pass holds them.
 #[derive(Parser)]
@@ -50,16 +57,30 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
             sie::timefmt::log_date(chrono::Local::now())
         ),
     };
-    let timeout = Duration::from_secs_f64(args.timeout.max(0.0));
-    match lock_queues(&spool, &queues, &holder, timeout)? {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))?;
+    }
+    let wait = LockWait {
+        timeout: Duration::from_secs_f64(args.timeout.max(0.0)),
+        interrupted: &interrupted,
+        on_stale: &mut |queue: &str, dead: &Holder| {
+            println!("{}", stale_lock_cleared(queue, dead));
+        },
+    };
+    match lock_queues(&spool, &queues, &holder, wait)? {
         LockQueuesOutcome::Locked(locked) => {
-            for (queue, earlier) in locked {
-                match earlier {
-                    None => println!("{queue} locked ({})", holder.name),
-                    Some(other) => println!("{queue} already locked ({})", other.name),
+            for locked in locked {
+                match locked.earlier_admin {
+                    None => println!("{} locked ({})", locked.queue, holder.name),
+                    Some(other) => println!("{} already locked ({})", locked.queue, other.name),
                 }
             }
             Ok(ExitCode::from(EXIT_OK))
+        }
+        LockQueuesOutcome::Interrupted => {
+            eprintln!("lock: interrupted; nothing left locked");
+            Ok(ExitCode::from(EXIT_FATAL))
         }
         LockQueuesOutcome::TimedOut { queue, holder } => {
             eprintln!(

@@ -6,19 +6,28 @@
 //! self-test (the EICAR test file must be found, a plain message must pass). Only then
 //! does it lock every work queue, point `current` at the new set, and unlock; work
 //! processes load it at their next pass. Anything that fails leaves the old set
-//! running. A lock left by an updatevdl that died is cleared by the next one (its pid
-//! is gone). `--check` compiles and self-tests without installing.
+//! running. SIGINT, SIGTERM or SIGHUP (cron's session ending) before the switch
+//! installs nothing and releases every queue lock taken; the switch itself is never cut
+//! in half. A lock left by an updatevdl killed outright names a dead pid: the next lock
+//! taker (a work loop, `lock`, or the next updatevdl) clears it and logs that it did.
+//! Only one updatevdl runs at a time (`sie/pids/updatevdl.pid`). `--check` compiles and
+//! self-tests without installing. What it did goes to `sie/logs/updatevdl.log` too.
 //!
-//! FILES: `<spool>/sie/vdl/set.<n>/`, `current`, `previous`; `<spool>/sie/locks/lock.<q>`.
+//! FILES: `<spool>/sie/vdl/set.<n>/`, `current`, `previous`; `<spool>/sie/locks/lock.<q>`;
+//! `<spool>/sie/logs/updatevdl.log`; `<spool>/sie/pids/updatevdl.pid`.
 //! EXIT STATUS: 0 installed (or checked); 1 installed with lines skipped; 2 rejected,
-//! queues busy, or a fatal error — the old set stays.
+//! queues busy, interrupted, already running, or a fatal error — the old set stays.
 //! SECURITY: run as the spool's owner (cron); needs write access to `sie/`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
 use sie::cli::{EXIT_FINDINGS, EXIT_OK, SpoolArgs};
+use sie::lockfile::{Holder, LockWait, claim_pid_file, stale_lock_cleared};
+use sie::log::ProcessLog;
 use sie::rules::{install::install, validate_dir};
 
 /// Install or check a definitions directory or tarball.
@@ -49,14 +58,42 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         validate_dir(&args.source)
             .map_err(|reason| anyhow::anyhow!("{}: rejected: {reason}", args.source.display()))?
     } else {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        for signal in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            signal_hook::flag::register(signal, Arc::clone(&interrupted))?;
+        }
         let (_config, spool) = args.common.open()?;
         spool.ensure_tree()?;
-        let report = install(
-            &spool,
-            &args.source,
-            &validate_dir,
-            Duration::from_secs_f64(args.timeout.max(0.0)),
-        )?;
+        let _running = claim_pid_file(&spool, "updatevdl")?;
+        let mut log = ProcessLog::new("updatevdl", spool.log_file("updatevdl"), false);
+        log.dated(&format!("Installing {}.", args.source.display()));
+        let mut on_stale = |queue: &str, dead: &Holder| {
+            let line = stale_lock_cleared(queue, dead);
+            eprintln!("updatevdl: {line}");
+            log.line(&line);
+        };
+        let wait = LockWait {
+            timeout: Duration::from_secs_f64(args.timeout.max(0.0)),
+            interrupted: &interrupted,
+            on_stale: &mut on_stale,
+        };
+        let report = match install(&spool, &args.source, &validate_dir, wait) {
+            Ok(report) => report,
+            Err(e) => {
+                log.line(&format!("Not installed: {e}"));
+                return Err(e.into());
+            }
+        };
+        log.line(&format!(
+            "Installed {} ({}): {}",
+            report.set_dir.display(),
+            report.files.join(" "),
+            report.summary
+        ));
         println!(
             "installed {} ({})",
             report.set_dir.display(),

@@ -1,15 +1,21 @@
 //! Installing definitions. A definitions directory (or a `.tar.gz` of one) is copied into
 //! a new set `<spool>/sie/vdl/set.<n>/`, compiled and self-tested there, and becomes the
 //! run-time set by swapping the `current` symlink while every work queue is locked, so
-//! no scan sees half a set. Anything that fails leaves the old set running.
+//! no scan sees half a set. Anything that fails leaves the old set running, and an
+//! interrupted install (a signal raises the caller's flag) installs nothing and leaves no
+//! queue locked; a lock left by an install that was killed outright names a dead pid and
+//! is cleared, with a report, by the next lock taker.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
 
-use crate::lockfile::{self, Holder, LockQueuesOutcome, expand_names, lock_queues, unlock_queue};
+use crate::lockfile::{
+    self, Holder, LockQueuesOutcome, LockWait, expand_names, lock_queues, process_alive,
+    unlock_queue,
+};
 use crate::queue::{Spool, durable::sync_dir};
 use crate::rules::LoadProblem;
 
@@ -36,6 +42,8 @@ pub enum InstallError {
         pid: i32,
         name: String,
     },
+    #[error("interrupted before the switch; nothing was installed")]
+    Interrupted,
     #[error(transparent)]
     Lock(#[from] lockfile::LockError),
 }
@@ -79,10 +87,11 @@ pub fn install(
     spool: &Spool,
     source: &Path,
     validate: &Validator<'_>,
-    lock_timeout: Duration,
+    wait: LockWait<'_>,
 ) -> Result<InstallReport, InstallError> {
     let root = vdl_root(spool);
     fs::create_dir_all(&root).map_err(io_err(&root))?;
+    remove_dead_stages(&root);
     let stage = root.join(format!(".stage.{}", std::process::id()));
     if stage.exists() {
         fs::remove_dir_all(&stage).map_err(io_err(&stage))?;
@@ -106,7 +115,7 @@ pub fn install(
     let set_dir = root.join(&set_name);
     fs::rename(&stage, &set_dir).map_err(io_err(&set_dir))?;
     sync_dir(&root).map_err(io_err(&root))?;
-    if let Err(e) = swap_under_queue_locks(spool, &root, &set_name, lock_timeout) {
+    if let Err(e) = swap_under_queue_locks(spool, &root, &set_name, wait) {
         let _ = fs::remove_dir_all(&set_dir);
         return Err(e);
     }
@@ -236,19 +245,21 @@ fn swap_under_queue_locks(
     spool: &Spool,
     root: &Path,
     set_name: &str,
-    lock_timeout: Duration,
+    wait: LockWait<'_>,
 ) -> Result<(), InstallError> {
     let queues = expand_names(&["all".to_string()], &spool.feed_queue_names())?;
     let holder = Holder {
         pid: std::process::id() as i32,
         name: "updatevdl".into(),
     };
-    let taken = match lock_queues(spool, &queues, &holder, lock_timeout)? {
+    let interrupted = wait.interrupted;
+    let taken = match lock_queues(spool, &queues, &holder, wait)? {
         LockQueuesOutcome::Locked(locked) => locked
             .into_iter()
-            .filter(|(_, earlier)| earlier.is_none())
-            .map(|(queue, _)| queue)
+            .filter(|q| q.earlier_admin.is_none())
+            .map(|q| q.queue)
             .collect::<Vec<_>>(),
+        LockQueuesOutcome::Interrupted => return Err(InstallError::Interrupted),
         LockQueuesOutcome::TimedOut { queue, holder } => {
             return Err(InstallError::QueuesBusy {
                 queue,
@@ -258,6 +269,9 @@ fn swap_under_queue_locks(
         }
     };
     let swapped = (|| {
+        if interrupted.load(Ordering::SeqCst) {
+            return Err(InstallError::Interrupted);
+        }
         let current = root.join("current");
         if let Ok(old) = fs::read_link(&current) {
             replace_symlink(root, "previous", &old)?;
@@ -277,6 +291,23 @@ fn replace_symlink(root: &Path, name: &str, target: &Path) -> Result<(), Install
     symlink(target, &temp).map_err(io_err(&temp))?;
     let link = root.join(name);
     fs::rename(&temp, &link).map_err(io_err(&link))
+}
+
+/// Removes `.stage.<pid>` directories left by installs that died while staging.
+fn remove_dead_stages(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(".stage."))
+            .and_then(|pid| pid.parse::<i32>().ok());
+        if pid.is_some_and(|pid| !process_alive(pid)) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Removes sets older than the last few, never the current or previous one. A set that
@@ -301,6 +332,9 @@ fn prune_old_sets(root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
     use crate::lockfile::{QueueLockOutcome, queue_lock_holder, try_lock_queue};
 
     fn spool() -> (tempfile::TempDir, Spool) {
@@ -319,6 +353,57 @@ mod tests {
         source
     }
 
+    macro_rules! wait {
+        ($millis:expr) => {
+            LockWait::uninterrupted(
+                Duration::from_millis($millis),
+                &mut |_: &str, _: &Holder| {},
+            )
+        };
+    }
+
+    #[test]
+    fn an_interrupted_install_installs_nothing_and_unlocks() {
+        let (dir, spool) = spool();
+        let good = source(&dir.path().join("good"), &[("virus.vdl", "good")]);
+        install(&spool, &good, &accept, wait!(1000)).unwrap();
+        fs::create_dir(vdl_root(&spool).join(format!(".stage.{}", i32::MAX))).unwrap();
+        let new = source(&dir.path().join("new"), &[("virus.vdl", "new")]);
+        let interrupted = AtomicBool::new(true);
+        let mut cleared = Vec::new();
+        let err = install(
+            &spool,
+            &new,
+            &accept,
+            LockWait {
+                timeout: Duration::from_secs(1),
+                interrupted: &interrupted,
+                on_stale: &mut |queue: &str, _: &Holder| cleared.push(queue.to_string()),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, InstallError::Interrupted), "{err}");
+        let current = installed_set(&spool).unwrap();
+        assert_eq!(
+            fs::read_to_string(current.join("virus.vdl")).unwrap(),
+            "good"
+        );
+        assert_eq!(generations(&vdl_root(&spool)).unwrap(), [1]);
+        for queue in spool.feed_queue_names() {
+            assert!(
+                queue_lock_holder(&spool, &queue).unwrap().is_none(),
+                "{queue}"
+            );
+        }
+        assert!(
+            !vdl_root(&spool)
+                .join(format!(".stage.{}", i32::MAX))
+                .exists(),
+            "a dead install's stage is removed"
+        );
+        assert!(cleared.is_empty());
+    }
+
     fn accept(dir: &Path) -> Result<(String, Vec<LoadProblem>), String> {
         let text = fs::read_to_string(dir.join("virus.vdl")).map_err(|e| e.to_string())?;
         if text.contains("bad") {
@@ -335,7 +420,7 @@ mod tests {
             &dir.path().join("one"),
             &[("virus.vdl", "one"), ("notes.txt", "x")],
         );
-        let report = install(&spool, &one, &accept, Duration::from_secs(1)).unwrap();
+        let report = install(&spool, &one, &accept, wait!(1000)).unwrap();
         assert_eq!(
             report.files,
             ["virus.vdl"],
@@ -343,7 +428,7 @@ mod tests {
         );
         assert_eq!(installed_set(&spool).unwrap(), report.set_dir);
         let two = source(&dir.path().join("two"), &[("virus.vdl", "two")]);
-        install(&spool, &two, &accept, Duration::from_secs(1)).unwrap();
+        install(&spool, &two, &accept, wait!(1000)).unwrap();
         let current = installed_set(&spool).unwrap();
         assert_eq!(
             fs::read_to_string(current.join("virus.vdl")).unwrap(),
@@ -363,9 +448,9 @@ mod tests {
     fn a_rejected_set_leaves_the_old_one_running() {
         let (dir, spool) = spool();
         let good = source(&dir.path().join("good"), &[("virus.vdl", "good")]);
-        install(&spool, &good, &accept, Duration::from_secs(1)).unwrap();
+        install(&spool, &good, &accept, wait!(1000)).unwrap();
         let bad = source(&dir.path().join("bad"), &[("virus.vdl", "bad")]);
-        let err = install(&spool, &bad, &accept, Duration::from_secs(1)).unwrap_err();
+        let err = install(&spool, &bad, &accept, wait!(1000)).unwrap_err();
         assert!(err.to_string().contains("self-test failed"), "{err}");
         let current = installed_set(&spool).unwrap();
         assert_eq!(
@@ -391,7 +476,7 @@ mod tests {
             panic!("feed2 must lock");
         };
         let new = source(&dir.path().join("new"), &[("virus.vdl", "new")]);
-        let err = install(&spool, &new, &accept, Duration::from_millis(200)).unwrap_err();
+        let err = install(&spool, &new, &accept, wait!(200)).unwrap_err();
         assert!(
             matches!(err, InstallError::QueuesBusy { ref queue, .. } if queue == "feed2"),
             "{err}"
@@ -427,7 +512,7 @@ mod tests {
             builder.append(&header, text.as_bytes()).unwrap();
         }
         builder.into_inner().unwrap().finish().unwrap();
-        let report = install(&spool, &tarball, &accept, Duration::from_secs(1)).unwrap();
+        let report = install(&spool, &tarball, &accept, wait!(1000)).unwrap();
         assert_eq!(report.files, ["escape.ndb", "virus.vdl"]);
         assert!(!dir.path().join("escape.ndb").exists());
         assert!(!spool.state_dir().join("escape.ndb").exists());

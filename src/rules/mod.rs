@@ -175,7 +175,7 @@ fn write_shipped(dir: &Path) -> std::io::Result<()> {
 /// process scans with them from the first pass.
 pub fn ensure_installed(
     spool: &Spool,
-    lock_timeout: std::time::Duration,
+    wait: crate::lockfile::LockWait<'_>,
 ) -> Result<Option<install::InstallReport>, install::InstallError> {
     if install::installed_set(spool).is_some() {
         return Ok(None);
@@ -186,7 +186,7 @@ pub fn ensure_installed(
             path: source.clone(),
             source: source_err,
         })
-        .and_then(|()| install::install(spool, &source, &validate_dir, lock_timeout));
+        .and_then(|()| install::install(spool, &source, &validate_dir, wait));
     let _ = std::fs::remove_dir_all(&source);
     match result {
         // Another process installed a set meanwhile: theirs is as good.
@@ -300,24 +300,27 @@ mod tests {
         assert_eq!(validate_dir(dir.path()).unwrap_err(), err);
     }
 
+    macro_rules! five_seconds {
+        () => {
+            crate::lockfile::LockWait::uninterrupted(
+                std::time::Duration::from_secs(5),
+                &mut |_: &str, _: &crate::lockfile::Holder| {},
+            )
+        };
+    }
+
     #[test]
     fn ensure_installed_puts_the_shipped_set_in_place_once() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::new(dir.path(), 2);
         spool.ensure_tree().unwrap();
-        let report = ensure_installed(&spool, std::time::Duration::from_secs(5))
-            .unwrap()
-            .unwrap();
+        let report = ensure_installed(&spool, five_seconds!()).unwrap().unwrap();
         assert!(
             report.summary.contains("self-test passed"),
             "{}",
             report.summary
         );
-        assert!(
-            ensure_installed(&spool, std::time::Duration::from_secs(5))
-                .unwrap()
-                .is_none()
-        );
+        assert!(ensure_installed(&spool, five_seconds!()).unwrap().is_none());
         let mut active = ActiveRules::new();
         assert!(matches!(
             active.refresh(&spool),

@@ -155,6 +155,8 @@ pub fn bin(program: &str) -> PathBuf {
         "sie" => env!("CARGO_BIN_EXE_sie"),
         "sie-feed" => env!("CARGO_BIN_EXE_sie-feed"),
         "sie-work" => env!("CARGO_BIN_EXE_sie-work"),
+        "lock" => env!("CARGO_BIN_EXE_lock"),
+        "unlock" => env!("CARGO_BIN_EXE_unlock"),
         other => panic!("no binary {other} known to the tests"),
     };
     PathBuf::from(exe)
