@@ -100,6 +100,8 @@ pub struct MailqEntry {
     /// qf + df bytes.
     pub bytes: u64,
     pub df_missing: bool,
+    /// Another process (an MTA or an SIE pass) holds the qf's lock right now.
+    pub locked: bool,
     /// The qf's modification time (shown when the qf has no usable `T` record).
     pub queued: SystemTime,
     /// The envelope, or why the qf could not be read.
@@ -113,6 +115,7 @@ impl MailqEntry {
             id: entry.id.clone(),
             bytes: entry.bytes(),
             df_missing: entry.df_bytes.is_none(),
+            locked: qf_is_locked(&entry.qf_path()),
             queued: entry.queued,
             envelope: read_envelope(&entry.qf_path(), entry.qf_bytes),
         }
@@ -132,6 +135,13 @@ impl MailqEntry {
             _ => mtime,
         }
     }
+}
+
+/// Probes the qf's flock with a shared, non-blocking lock, as sendmail's own `mailq`
+/// does; the probe is released at once.
+fn qf_is_locked(path: &Path) -> bool {
+    fs::File::open(path)
+        .is_ok_and(|file| matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock)))
 }
 
 fn read_envelope(path: &Path, len: u64) -> Result<Envelope, String> {
@@ -162,7 +172,8 @@ pub fn read_queue(spool: &Spool, queue: &str) -> queue::Result<Vec<MailqEntry>> 
 const RCPT_INDENT: usize = 41;
 
 /// sendmail's succinct `mailq` layout (its `printqueue()`), with the queue name where
-/// sendmail prints the queue directory. Differences, on purpose: the size is qf + df
+/// sendmail prints the queue directory; a `*` after the id marks an entry locked by an
+/// MTA or a pass, as sendmail marks it. Differences, on purpose: the size is qf + df
 /// (the bytes the feed balances), and an unreadable qf says why.
 pub fn write_mailq(out: &mut impl Write, queue: &str, entries: &[MailqEntry]) -> io::Result<()> {
     let n = entries.len();
@@ -184,7 +195,8 @@ pub fn write_mailq(out: &mut impl Write, queue: &str, entries: &[MailqEntry]) ->
 
 fn write_mailq_entry(out: &mut impl Write, entry: &MailqEntry) -> io::Result<()> {
     let when = queue_time(entry.queued_epoch());
-    write!(out, "{:<14} {:>8} {when:<16} ", entry.id, entry.bytes)?;
+    let mark = if entry.locked { '*' } else { ' ' };
+    write!(out, "{:<14}{mark}{:>8} {when:<16} ", entry.id, entry.bytes)?;
     match &entry.envelope {
         Ok(envelope) => {
             writeln!(out, "{}", envelope.sender)?;
@@ -404,6 +416,24 @@ mod tests {
         assert!(text.contains("(Deferred: Connection refused)\n"), "{text}");
         assert!(text.contains("(df missing"), "{text}");
         assert!(text.ends_with("\t\tTotal requests: 3\n"));
+
+        let held =
+            crate::queue::lock_entry(&inq, &QueueId::parse("6ALNNrgA023896").unwrap()).unwrap();
+        let mut out = Vec::new();
+        write_mailq(&mut out, "in", &read_queue(&spool, "in").unwrap()).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("\n6ALNNrgA023896*"),
+            "a locked entry is marked: {text}"
+        );
+        drop(held);
+        let mut out = Vec::new();
+        write_mailq(&mut out, "in", &read_queue(&spool, "in").unwrap()).unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("\n6ALNNrgA023896 ")
+        );
 
         let mut out = Vec::new();
         write_mailq(&mut out, "out", &read_queue(&spool, "out").unwrap()).unwrap();
