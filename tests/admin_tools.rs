@@ -299,6 +299,31 @@ fn stats_sums_the_passes_of_a_log() {
 
     let out = f.run("stats", &["--since", "not a date"]);
     assert_eq!(code(&out), 2);
+
+    // After a rotation the passes live on in a compressed archived log.
+    let archived = f.spool.root().join("archive/2026-11-21/logs");
+    fs::create_dir_all(&archived).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        fs::File::create(archived.join("feed1.log.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    std::io::Write::write_all(&mut gz, FEED1_LOG.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    fs::remove_file(f.spool.log_file("feed1")).unwrap();
+    let gz_path = archived.join("feed1.log.gz");
+    for args in [vec![gz_path.to_str().unwrap()], vec!["--archived"]] {
+        let out = f.run("stats", &args);
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).starts_with("feed1: 2 passes  vir:1 ext:1 spam:2 "),
+            "{args:?}: {}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(
+        stdout(&f.run("stats", &[])),
+        stdout(&f.run("stats", &["--since", "2030-01-01"]))
+    );
 }
 
 #[test]

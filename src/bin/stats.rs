@@ -1,18 +1,20 @@
 //! stats — per-queue totals, maxima and averages of the work passes, from the logs.
 //!
 //! `stats [--since DATE] [log]...` reads the `Stats:` lines of the given logs (paths or
-//! process names; default every `*.log` of `<spool>/sie/logs`) and prints, per queue
+//! process names; default every `*.log` of `<spool>/sie/logs`; gzip-compressed logs are
+//! read as they are; `--archived` adds the work logs `rotate` archived under
+//! `<spool>/archive/`, so `--since` can reach back past a rotation) and prints, per queue
 //! (the log's name up to `.log`), the number of passes, the verdict totals and the
 //! total, maximum and per-pass average of messages, bytes, `vf` (scan CPU s), `vs`
 //! (pass wall s) and lock wait; the last line is the sum of all queues as a `Stats:`
 //! line. `--since` counts only passes started at or after DATE (any form `time`
 //! accepts). `--json` prints one object per queue and line, then one for `all`.
 //!
-//! FILES: `<spool>/sie/logs/*.log`.
+//! FILES: `<spool>/sie/logs/*.log`, `<spool>/archive/*/logs/*.log.gz`.
 //! EXIT STATUS: 0 printed; 2 fatal error (unreadable log, bad date).
 //! SECURITY: needs read access to the logs only.
 
-use std::io::{BufReader, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -20,6 +22,7 @@ use clap::Parser;
 use sie::cli::{EXIT_OK, SpoolArgs};
 use sie::log::tail::{log_path, spool_logs};
 use sie::report::stats::{StatsReport, queue_of_log};
+use sie::tune::samples::{open_log, spool_work_logs};
 
 /// Per-queue totals/max/avg of files, bytes, vf, vs from the logs' Stats: lines.
 #[derive(Parser)]
@@ -37,6 +40,9 @@ struct Args {
     /// One JSON object per queue and line, then one for all queues
     #[arg(long)]
     json: bool,
+    /// Also read the work logs archived by rotate
+    #[arg(long, conflicts_with = "logs")]
+    archived: bool,
 }
 
 fn main() -> ExitCode {
@@ -51,15 +57,22 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let logs = match args.logs.is_empty() {
+    let mut logs = match args.logs.is_empty() {
         true => spool_logs(&spool)?,
         false => args.logs.iter().map(|log| log_path(&spool, log)).collect(),
     };
+    if args.archived {
+        let live = logs.clone();
+        logs.extend(
+            spool_work_logs(&spool)?
+                .into_iter()
+                .filter(|log| !live.contains(log)),
+        );
+    }
     let mut report = StatsReport::default();
     for log in &logs {
-        let file = std::fs::File::open(log).with_context(|| log.display().to_string())?;
         report
-            .add_log(&queue_of_log(log), BufReader::new(file), since)
+            .add_log(&queue_of_log(log), open_log(log)?, since)
             .with_context(|| log.display().to_string())?;
     }
     report.drop_empty();
