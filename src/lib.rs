@@ -10,6 +10,7 @@ pub mod feed;
 pub mod inputs;
 pub mod lockfile;
 pub mod log;
+pub mod mon;
 pub mod queue;
 pub mod report;
 pub mod rules;

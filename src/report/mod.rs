@@ -1,5 +1,7 @@
 //! Reports for admins, computed from the queues and the logs: queue listings (`mailq`,
-//! `qls`) and per-queue statistics from the `Stats:` lines (`stats`).
+//! `qls`), per-queue statistics from the `Stats:` lines (`stats`) and the live view that
+//! `mon` and the web console show (`live`).
 
 pub mod listing;
+pub mod live;
 pub mod stats;
