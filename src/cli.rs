@@ -61,8 +61,12 @@ pub fn fail(program: &str, err: &(dyn Error + 'static)) -> ExitCode {
     let mut text = err.to_string();
     let mut cause = err.source();
     while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
+        // Errors written `{path}: {source}` already end with their cause's text.
+        let said = e.to_string();
+        if !text.ends_with(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
         cause = e.source();
     }
     eprintln!("{program}: {text}");

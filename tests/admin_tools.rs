@@ -446,3 +446,21 @@ fn every_program_has_help_with_an_example() {
         assert!(text.contains("--spool"), "{program}: {text}");
     }
 }
+
+#[test]
+fn a_fatal_error_names_the_path_and_its_cause_once() {
+    let f = fixture();
+    let missing = f.spool.root().join("nowhere");
+    let out = f.run("qls", &["--spool", missing.to_str().unwrap()]);
+    assert_eq!(code(&out), 2);
+    let text = stderr(&out);
+    assert!(
+        text.starts_with("qls: ") && text.contains("nowhere/in"),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+}
