@@ -35,6 +35,8 @@ pub struct InitConfig {
     pub spool_root: PathBuf,
     /// Number of feed queues (feed1..feedN), each with its own work process.
     pub feed_queues: usize,
+    /// `[init.notify]`: SMTP notifications; absent means none are sent.
+    pub notify: Option<crate::notify::NotifyInit>,
 }
 
 impl Default for InitConfig {
@@ -42,6 +44,7 @@ impl Default for InitConfig {
         InitConfig {
             spool_root: PathBuf::from("queues"),
             feed_queues: 5,
+            notify: None,
         }
     }
 }

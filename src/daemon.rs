@@ -1,6 +1,6 @@
-//! The process loop shared by `sie-feed` and `sie-work`: claim the pid file, recover
-//! the spool, then `pass -> stop requested? -> sleep -> pass`, re-reading the run
-//! settings before each pass. Work loops start a pass every `loop_delay` (sleeping what
+//! The process loop shared by `sie-feed`, `sie-work` and `sie-notify`: claim the pid
+//! file, recover the spool, then `pass -> stop requested? -> sleep -> pass`, re-reading
+//! the run settings before each pass. Work loops start a pass every `loop_delay` (sleeping what
 //! is left of it after the pass), staggered across the queues. SIGTERM/SIGINT and the stop file both end it after the
 //! current pass.
 
@@ -15,6 +15,7 @@ use crate::lockfile::{
     write_free,
 };
 use crate::log::ProcessLog;
+use crate::notify::{Notice, NotifyError, Outbox, record_notices};
 use crate::queue::recover::recover_spool;
 use crate::queue::{self, Spool};
 use crate::rules::install::installed_set;
@@ -34,6 +35,10 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("{queue}: not a feed queue of this spool (feed1..feed{count})")]
     NotAFeedQueue { queue: String, count: usize },
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error("notifications are off: the settings file has no [init.notify] table")]
+    NotifyOff,
 }
 
 /// Which loop a process runs.
@@ -41,6 +46,8 @@ pub enum DaemonError {
 pub enum Role {
     Feed,
     Work(String),
+    /// The notification sender (`sie/notify/` jobs to SMTP).
+    Notify,
 }
 
 impl Role {
@@ -49,6 +56,7 @@ impl Role {
         match self {
             Role::Feed => "feed",
             Role::Work(queue) => queue,
+            Role::Notify => "notify",
         }
     }
 }
@@ -64,6 +72,11 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
             count: spool.feed_queue_count(),
         });
     }
+    let mut outbox = match (&role, &config.init.notify) {
+        (Role::Notify, Some(settings)) => Some(Outbox::new(spool, settings)?),
+        (Role::Notify, None) => return Err(DaemonError::NotifyOff),
+        _ => None,
+    };
     spool.ensure_tree()?;
     let name = role.process_name().to_string();
     let _pid_file = claim_pid_file(spool, &name)?;
@@ -78,13 +91,16 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     }
     log.dated(&format!("Starting, pid {}.", std::process::id()));
     let mut settings = RunSettings::new(config);
-    recover(spool, &settings, &name, &mut log)?;
+    // The notify loop never touches a queue, so it leaves recovery to the others.
+    if role != Role::Notify {
+        recover(spool, &settings, &name, &mut log)?;
+    }
     match role {
         Role::Feed => install_shipped_definitions(spool, &mut log),
         Role::Work(_) if installed_set(spool).is_none() => log.line(
             "No definitions installed yet: scanning with the built-in EICAR signature until a set is installed.",
         ),
-        Role::Work(_) => {}
+        Role::Work(_) | Role::Notify => {}
     }
     let mut rules = ActiveRules::new();
     let should_stop = || signalled.load(Ordering::Relaxed) || stop_requested(spool, &name);
@@ -127,7 +143,10 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
             Role::Work(queue) => {
                 let worked =
                     match work_pass(spool, queue, &run, &mut log, pass, &mut rules, &should_stop) {
-                        Ok(PassEnd::Finished(_)) => true,
+                        Ok(PassEnd::Finished(_, notices)) => {
+                            record_quarantined(spool, config, &notices, &mut log);
+                            true
+                        }
                         Ok(PassEnd::Idle) => false,
                         Ok(PassEnd::Stopped) => break,
                         Err(e) => {
@@ -142,6 +161,13 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
                 }
                 delay
             }
+            Role::Notify => {
+                let Some(outbox) = outbox.as_mut() else {
+                    break;
+                };
+                outbox.pass(&mut log, &should_stop);
+                outbox.loop_delay()
+            }
         };
         if should_stop() || sleep_unless(&should_stop, Duration::from_secs_f64(delay)) {
             break;
@@ -150,6 +176,22 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     clear_stop(spool, &name)?;
     log.dated("Stopped.");
     Ok(())
+}
+
+/// Leaves a notification job for each quarantined message when notifications are on.
+/// The moves are durable already; a job that cannot be written costs only its
+/// notification, so it is logged and the loop runs on.
+fn record_quarantined(spool: &Spool, config: &Config, notices: &[Notice], log: &mut ProcessLog) {
+    if config.init.notify.is_none() || notices.is_empty() {
+        return;
+    }
+    if let Err(e) = record_notices(spool, notices) {
+        let ids: Vec<&str> = notices.iter().map(|n| n.id.as_str()).collect();
+        log.line(&format!(
+            "Cannot record notifications for {}: {e}",
+            ids.join(" ")
+        ));
+    }
 }
 
 /// Installs the definitions built into SIE when the spool has none, so a fresh spool

@@ -11,6 +11,7 @@ pub mod inputs;
 pub mod lockfile;
 pub mod log;
 pub mod mon;
+pub mod notify;
 pub mod queue;
 pub mod report;
 pub mod rules;

@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::config::Config;
 use crate::daemon::{DaemonError, Role, install_shipped_definitions};
 use crate::lockfile::{claim_pid_file, clear_stop, request_stop};
 use crate::log::ProcessLog;
+use crate::notify::Outbox;
 use crate::queue::{self, Spool};
 
 /// How a child is started: this same executable with the role's arguments.
@@ -35,6 +37,7 @@ impl ChildCommand {
         match role {
             Role::Feed => command.args(["--role", "feed"]),
             Role::Work(queue) => command.args(["--role", "work", queue]),
+            Role::Notify => command.args(["--role", "notify"]),
         };
         // SAFETY: prctl is async-signal-safe; the child asks to be sent SIGTERM if the
         // supervisor dies, so no loop outlives a killed supervisor unnoticed.
@@ -47,8 +50,22 @@ impl ChildCommand {
     }
 }
 
-/// Runs every loop until SIGTERM/SIGINT (or `stop sie`), then stops them cleanly.
-pub fn supervise(spool: &Spool, child: &ChildCommand, echo: bool) -> Result<(), DaemonError> {
+/// Runs every loop until SIGTERM/SIGINT (or `stop sie`), then stops them cleanly. The
+/// notify loop runs when `config` has an `[init.notify]` table.
+pub fn supervise(
+    spool: &Spool,
+    config: &Config,
+    child: &ChildCommand,
+    echo: bool,
+) -> Result<(), DaemonError> {
+    let mut roles = vec![Role::Feed];
+    roles.extend(spool.feed_queue_names().into_iter().map(Role::Work));
+    if let Some(settings) = &config.init.notify {
+        // Bad settings stop `sie` before it starts anything, instead of a notify loop
+        // restarted forever.
+        Outbox::new(spool, settings)?;
+        roles.push(Role::Notify);
+    }
     spool.ensure_tree()?;
     let _pid_file = claim_pid_file(spool, "sie")?;
     let signalled = Arc::new(AtomicBool::new(false));
@@ -59,8 +76,6 @@ pub fn supervise(spool: &Spool, child: &ChildCommand, echo: bool) -> Result<(), 
     let mut log = ProcessLog::new("sie", spool.log_file("sie"), echo);
     clear_stop(spool, "sie")?;
     install_shipped_definitions(spool, &mut log);
-    let mut roles = vec![Role::Feed];
-    roles.extend(spool.feed_queue_names().into_iter().map(Role::Work));
     let mut children: BTreeMap<String, (Role, Child)> = BTreeMap::new();
     for role in &roles {
         let started = spawn(child, role, &mut log)?;

@@ -11,6 +11,7 @@ use crate::config::{QueueTiming, RunConfig};
 use crate::inputs::assemble_message;
 use crate::lockfile::{self, Holder, QueueLockOutcome, stale_lock_cleared};
 use crate::log::{ProcessLog, StatsLine};
+use crate::notify::Notice;
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
 use crate::queue::{self, Entry, LockOutcome, LockedEntry, MoveBatch, Spool, list_dir, lock_entry};
 use crate::rules::exceptions::Envelope;
@@ -45,7 +46,9 @@ pub fn plan_batch(entries: &[Entry], timing: QueueTiming, maxpass: f64, max_batc
 /// How a pass ended.
 #[derive(Debug)]
 pub enum PassEnd {
-    Finished(StatsLine),
+    /// The pass's statistics, and a notice for each message it quarantined (moved
+    /// durably by then), for the notifications.
+    Finished(StatsLine, Vec<Notice>),
     /// The queue was empty: nothing was logged, so idle queues keep their logs short.
     Idle,
     /// A stop was requested while waiting for the queue lock.
@@ -171,6 +174,7 @@ pub fn work_pass(
         }));
     let mut batch = MoveBatch::default();
     let mut moved = Vec::new();
+    let mut notices = Vec::new();
     for (mut entry, (verdict, bytes)) in judged {
         stats.msgs += 1;
         stats.bytes += bytes;
@@ -186,7 +190,12 @@ pub fn work_pass(
             VerdictKind::Spam => stats.spam += 1,
             VerdictKind::Unscannable | VerdictKind::Error => {}
         }
-        deliver(spool, &mut batch, &mut entry, &verdict, run, log);
+        if let Some(queue) = deliver(spool, &mut batch, &mut entry, &verdict, run, log)
+            && let Some(notice) =
+                Notice::new(&entry.id, entry.control().ok().as_ref(), &verdict, &queue)
+        {
+            notices.push(notice);
+        }
         moved.push(entry);
     }
     // The entries stay locked until their moves are durable.
@@ -195,11 +204,12 @@ pub fn work_pass(
     stats.vs = started.elapsed().as_secs_f64();
     log.line(&stats.to_string());
     log.dated("Finished pass.");
-    Ok(PassEnd::Finished(stats))
+    Ok(PassEnd::Finished(stats, notices))
 }
 
 /// Moves a judged entry to its result queue; if that queue already holds the id, the
-/// entry goes to `error` instead so it does not block the feed queue.
+/// entry goes to `error` instead so it does not block the feed queue. Returns the queue
+/// it went to, `None` when it could not be moved.
 fn deliver(
     spool: &Spool,
     batch: &mut MoveBatch,
@@ -207,7 +217,7 @@ fn deliver(
     verdict: &Verdict,
     run: &RunConfig,
     log: &mut ProcessLog,
-) {
+) -> Option<String> {
     let queue = match verdict.kind {
         VerdictKind::Clean if run.good_queue => "good",
         VerdictKind::Unscannable => run.unscannable_queue.as_str(),
@@ -218,21 +228,34 @@ fn deliver(
     let label = label(verdict.kind);
     match batch.move_with_result(spool, entry, queue, result.as_deref()) {
         Ok(()) if verdict.kind == VerdictKind::Clean => {
-            log.line(&format!("{label}, moving: {}", entry.id))
+            log.line(&format!("{label}, moving: {}", entry.id));
+            Some(queue.to_string())
         }
-        Ok(()) => log.line(&format!(
-            "{label}, moving: {} ({}: {})",
-            entry.id, verdict.name, verdict.reason
-        )),
+        Ok(()) => {
+            log.line(&format!(
+                "{label}, moving: {} ({}: {})",
+                entry.id, verdict.name, verdict.reason
+            ));
+            Some(queue.to_string())
+        }
         Err(queue::Error::Exists { .. }) if queue != "error" => {
             let why = format!("{queue} already holds an entry with id {}", entry.id);
             let text = format!("verdict: error\nname: duplicate-id\nwhere: {queue}\nwhy: {why}\n");
             match batch.move_with_result(spool, entry, "error", Some(&text)) {
-                Ok(()) => log.line(&format!("Error, moving: {} ({why})", entry.id)),
-                Err(e) => log.line(&format!("Cannot move {}: {e}", entry.id)),
+                Ok(()) => {
+                    log.line(&format!("Error, moving: {} ({why})", entry.id));
+                    Some("error".to_string())
+                }
+                Err(e) => {
+                    log.line(&format!("Cannot move {}: {e}", entry.id));
+                    None
+                }
             }
         }
-        Err(e) => log.line(&format!("Cannot move {}: {e}", entry.id)),
+        Err(e) => {
+            log.line(&format!("Cannot move {}: {e}", entry.id));
+            None
+        }
     }
 }
 

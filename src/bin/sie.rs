@@ -41,9 +41,10 @@ fn main() -> ExitCode {
                     spool: absolute(spool.root()),
                     config: config.path.as_deref().map(absolute),
                 };
-                supervise(&spool, &child, true)?;
+                supervise(&spool, &config, &child, true)?;
             }
             [role] if role == "feed" => run(Role::Feed, &spool, &config, true)?,
+            [role] if role == "notify" => run(Role::Notify, &spool, &config, true)?,
             [role, queue] if role == "work" => {
                 run(Role::Work(queue.clone()), &spool, &config, true)?
             }
