@@ -382,7 +382,7 @@ fn lock_unlock_and_stop_manage_their_files() {
 
     let out = f.run("stop", &["all"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
-    for process in ["sie", "feed", "feed1", "feed5"] {
+    for process in ["sie", "feed", "feed1", "feed5", "notify"] {
         assert!(f.spool.stop_file(process).exists(), "{process}");
     }
     let out = f.run("stop", &["--cancel", "all"]);

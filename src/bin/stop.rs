@@ -1,7 +1,7 @@
 //! stop — ask SIE processes to exit cleanly after their current pass.
 //!
 //! `stop <process>...|all` writes `sie/locks/stop.<process>` for each of `sie` (the
-//! supervisor), `feed` and `feed1..N` (`all`: every one of them). Each process checks
+//! supervisor), `feed`, `feed1..N` and `notify` (`all`: every one of them). Each process checks
 //! its stop file after a pass and exits, so no pass is cut short. With `--wait`, waits
 //! (up to `--timeout` seconds) until each process's pid file `sie/pids/<process>.pid`
 //! is gone or names a dead process. `--cancel` removes the stop files instead.
@@ -25,7 +25,7 @@ use sie::lockfile::{clear_stop, expand_names, request_stop, wait_stopped};
 struct Args {
     #[command(flatten)]
     common: SpoolArgs,
-    /// Processes: sie, feed, feed1..N, or `all`
+    /// Processes: sie, feed, feed1..N, notify, or `all`
     #[arg(required = true)]
     processes: Vec<String>,
     /// Wait until the processes have exited
@@ -47,6 +47,7 @@ fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let (_config, spool) = args.common.open()?;
     let mut known = vec!["sie".to_string(), "feed".to_string()];
     known.extend(spool.feed_queue_names());
+    known.push("notify".to_string());
     let processes = expand_names(&args.processes, &known)?;
     for process in &processes {
         if args.cancel {
