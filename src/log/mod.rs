@@ -1,15 +1,17 @@
 //! The process logs in `sie/logs/<process>.log`: human lines prefixed with the process
 //! name, some dated (`feed1: Thu May 23 10:18:10 EDT 2002: Started pass ...`). Each line
-//! is one append-mode write, so lines never interleave, and the file is reopened every
-//! pass so `rotate` can move it away at any time.
+//! is one append-mode write, so lines never interleave. `rotate` may rename a log away
+//! at any time: each line is written under a shared flock, and only after checking that
+//! the path still names the open file (else the log is reopened at its path); `rotate`
+//! takes the renamed file's flock exclusively once, after which no line can reach it.
 
 pub mod stats_line;
 pub mod tail;
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
 use chrono::Local;
 
@@ -22,7 +24,8 @@ use crate::timefmt::log_date;
 pub struct ProcessLog {
     name: String,
     path: PathBuf,
-    file: Option<File>,
+    /// The open log and its (device, inode).
+    file: Option<(File, (u64, u64))>,
     /// Also copy every line to stderr (foreground runs).
     echo: bool,
 }
@@ -70,20 +73,38 @@ impl ProcessLog {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.file.is_none() {
-            self.file = Some(
-                OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .mode(0o644)
-                    .open(&self.path)?,
-            );
+        // Renamed away again between reopening and locking only if rotations follow
+        // each other within microseconds; a few tries are plenty.
+        for _ in 0..8 {
+            let (file, identity) = match self.file.take() {
+                Some(open) => open,
+                None => {
+                    let file = OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .mode(0o644)
+                        .open(&self.path)?;
+                    let meta = file.metadata()?;
+                    (file, (meta.dev(), meta.ino()))
+                }
+            };
+            file.lock_shared()?;
+            if names_file(&self.path, identity) {
+                let written = (&file).write_all(bytes);
+                file.unlock()?;
+                self.file = Some((file, identity));
+                return written;
+            }
+            // Rotated: this file is rotate's now; the line goes to a new one at the path.
+            file.unlock()?;
         }
-        match self.file.as_mut() {
-            Some(file) => file.write_all(bytes),
-            None => Ok(()),
-        }
+        Err(io::Error::other("the log keeps being renamed away"))
     }
+}
+
+/// Whether `path` names the file with this (device, inode).
+fn names_file(path: &Path, identity: (u64, u64)) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
 }
 
 #[cfg(test)]
@@ -108,5 +129,24 @@ mod tests {
             std::fs::read_to_string(&path).unwrap(),
             "feed1: after rotation\n"
         );
+    }
+
+    #[test]
+    fn a_renamed_log_gets_no_line_after_its_exclusive_flock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("feed1.log");
+        let mut log = ProcessLog::new("feed1", path.clone(), false);
+        log.line("before");
+        let rotated = dir.path().join("feed1.log.2026-11-22");
+        std::fs::rename(&path, &rotated).unwrap();
+        let held = File::open(&rotated).unwrap();
+        held.lock().unwrap();
+        held.unlock().unwrap();
+        log.line("after");
+        assert_eq!(
+            std::fs::read_to_string(&rotated).unwrap(),
+            "feed1: before\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "feed1: after\n");
     }
 }
