@@ -37,6 +37,8 @@ pub struct InitConfig {
     pub feed_queues: usize,
     /// `[init.notify]`: SMTP notifications; absent means none are sent.
     pub notify: Option<crate::notify::NotifyInit>,
+    /// `[init.web]`: the web console (`sie-web`).
+    pub web: crate::web::WebConfig,
 }
 
 impl Default for InitConfig {
@@ -45,6 +47,7 @@ impl Default for InitConfig {
             spool_root: PathBuf::from("queues"),
             feed_queues: 5,
             notify: None,
+            web: crate::web::WebConfig::default(),
         }
     }
 }
@@ -486,6 +489,26 @@ mod tests {
         );
         assert_eq!(config.init.feed_queues, InitConfig::default().feed_queues);
         assert_eq!(config.init.spool_root, InitConfig::default().spool_root);
+        assert_eq!(config.init.web, crate::web::WebConfig::default());
+        assert_eq!(config.init.notify, None, "notifications are off by default");
+
+        // The commented [init.notify] block, switched on, is the notify defaults.
+        let mut in_block = false;
+        let mut switched_on = String::new();
+        for line in text.lines() {
+            in_block = (in_block && !line.is_empty()) || line == "# [init.notify]";
+            let line = match line.strip_prefix("# ") {
+                Some(setting) if in_block && !setting.starts_with(' ') => setting,
+                _ => line,
+            };
+            switched_on.push_str(line);
+            switched_on.push('\n');
+        }
+        let config = Config::load(Some(&write(dir.path(), &switched_on))).unwrap();
+        assert_eq!(
+            config.init.notify,
+            Some(crate::notify::NotifyInit::default())
+        );
     }
 
     #[test]

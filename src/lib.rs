@@ -19,4 +19,5 @@ pub mod scan;
 pub mod supervisor;
 pub mod timefmt;
 pub mod tune;
+pub mod web;
 pub mod work;

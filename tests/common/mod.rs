@@ -5,6 +5,8 @@
 //! the whole module instead of sprinkling attributes over every item.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod sendmail;
 pub mod sink;
 pub mod spool;
+pub mod web;
