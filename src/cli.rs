@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::{Config, ConfigError};
+use crate::daemon::Role;
 use crate::queue::Spool;
 
 pub const EXIT_OK: u8 = 0;
@@ -43,6 +44,19 @@ impl SpoolArgs {
         let config = self.load_config()?;
         let spool = self.spool(&config);
         Ok((config, spool))
+    }
+}
+
+/// The whole of `sie-feed`, `sie-work` and `sie-notify`: runs `role`'s loop on the spool
+/// and settings `args` name until it is told to stop.
+pub fn run_loop(program: &str, role: Role, args: &SpoolArgs, foreground: bool) -> ExitCode {
+    let (config, spool) = match args.open() {
+        Ok(opened) => opened,
+        Err(e) => return fail(program, &e),
+    };
+    match crate::daemon::run(role, &spool, &config, foreground) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(program, &e),
     }
 }
 

@@ -397,13 +397,7 @@ pub fn read_pid_file(path: &Path) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spool() -> (tempfile::TempDir, Spool) {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path(), 2);
-        spool.ensure_tree().unwrap();
-        (dir, spool)
-    }
+    use crate::queue::testutil::temp_spool;
 
     fn me() -> Holder {
         Holder {
@@ -420,7 +414,7 @@ mod tests {
 
     #[test]
     fn a_queue_lock_excludes_and_is_removed_on_drop() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let QueueLockOutcome::Taken(lock) = try_lock_queue(&spool, "feed1", &me()).unwrap() else {
             panic!("free lock must be taken");
         };
@@ -437,7 +431,7 @@ mod tests {
 
     #[test]
     fn a_dead_holders_lock_is_cleared_and_an_admin_lock_is_not() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let dead = dead_pid();
         fs::write(spool.lock_file("feed1"), format!("{dead} sie-work\n")).unwrap();
         let QueueLockOutcome::Taken(lock) = try_lock_queue(&spool, "feed1", &me()).unwrap() else {
@@ -458,7 +452,7 @@ mod tests {
 
     #[test]
     fn lock_queues_releases_what_it_took_when_one_queue_stays_busy() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let admin = Holder {
             pid: 0,
             name: "lock by test".into(),
@@ -492,7 +486,7 @@ mod tests {
 
     #[test]
     fn an_interrupted_wait_releases_what_it_took_and_stale_locks_are_reported() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let queues = expand_names(&["all".to_string()], &spool.feed_queue_names()).unwrap();
         let dead = Holder {
             pid: dead_pid(),
@@ -550,7 +544,7 @@ mod tests {
 
     #[test]
     fn stop_free_and_pid_files() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         assert!(!stop_requested(&spool, "feed1"));
         request_stop(&spool, "feed1").unwrap();
         assert!(stop_requested(&spool, "feed1"));

@@ -150,18 +150,7 @@ fn msgscan_uses_clamav_files_and_reports_lines_it_cannot_use() {
 fn updatevdl_installs_for_the_next_pass_and_keeps_the_old_set_on_failure() {
     let spool = TestSpool::new();
     let mut work = spool.start_work("feed1");
-    let defs = spool.dir.path().join("defs");
-    fs::create_dir_all(&defs).unwrap();
-    for name in ["virus.vdl", "spam.vdl", "exceptions.vdl"] {
-        fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("vdl").join(name),
-            defs.join(name),
-        )
-        .unwrap();
-    }
-    let mut virus = fs::read_to_string(defs.join("virus.vdl")).unwrap();
-    virus.push_str("text Custom.Marker \"zz-marker-zz\"\n");
-    fs::write(defs.join("virus.vdl"), virus).unwrap();
+    let defs = defs_with_marker(&spool);
     // A lock left by an updatevdl that died must not block the next one.
     let mut dead = Command::new("true").spawn().unwrap();
     let dead_pid = dead.id();

@@ -11,8 +11,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sie::cli::{SpoolArgs, fail};
-use sie::daemon::{Role, run};
+use sie::cli::{SpoolArgs, run_loop};
+use sie::daemon::Role;
 
 #[derive(Parser)]
 #[command(
@@ -30,13 +30,5 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = args
-        .common
-        .open()
-        .map_err(anyhow::Error::from)
-        .and_then(|(config, spool)| Ok(run(Role::Feed, &spool, &config, args.foreground)?));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail("sie-feed", e.as_ref()),
-    }
+    run_loop("sie-feed", Role::Feed, &args.common, args.foreground)
 }

@@ -15,8 +15,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sie::cli::{SpoolArgs, fail};
-use sie::daemon::{Role, run};
+use sie::cli::{SpoolArgs, run_loop};
+use sie::daemon::Role;
 
 #[derive(Parser)]
 #[command(version, about = "Send SIE's notifications of quarantined messages")]
@@ -31,13 +31,5 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = args
-        .common
-        .open()
-        .map_err(anyhow::Error::from)
-        .and_then(|(config, spool)| Ok(run(Role::Notify, &spool, &config, args.foreground)?));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail("sie-notify", e.as_ref()),
-    }
+    run_loop("sie-notify", Role::Notify, &args.common, args.foreground)
 }

@@ -12,8 +12,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use sie::cli::{SpoolArgs, fail};
-use sie::daemon::{Role, run};
+use sie::cli::{SpoolArgs, run_loop};
+use sie::daemon::Role;
 
 #[derive(Parser)]
 #[command(version, about = "Scan the messages of one feed queue")]
@@ -30,20 +30,10 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let result = args
-        .common
-        .open()
-        .map_err(anyhow::Error::from)
-        .and_then(|(config, spool)| {
-            Ok(run(
-                Role::Work(args.queue.clone()),
-                &spool,
-                &config,
-                args.foreground,
-            )?)
-        });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail("sie-work", e.as_ref()),
-    }
+    run_loop(
+        "sie-work",
+        Role::Work(args.queue.clone()),
+        &args.common,
+        args.foreground,
+    )
 }

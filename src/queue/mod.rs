@@ -10,6 +10,8 @@ pub mod mv;
 pub mod qf;
 pub mod recover;
 pub mod select;
+#[cfg(test)]
+pub mod testutil;
 
 use std::fs::{self, File, OpenOptions};
 use std::io;

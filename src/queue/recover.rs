@@ -149,19 +149,13 @@ pub fn quarantine_orphan_df(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spool() -> (tempfile::TempDir, Spool) {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path(), 2);
-        spool.ensure_tree().unwrap();
-        (dir, spool)
-    }
+    use crate::queue::testutil::temp_spool;
 
     const QF: &[u8] = b"V8\nS<a@b>\nRPFD:<c@d>\n.\n";
 
     #[test]
     fn a_split_move_is_reunited_where_the_qf_is() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let feed1 = spool.queue_dir("feed1").unwrap();
         let out = spool.queue_dir("out").unwrap();
         fs::write(feed1.join("qf6ALNNrgA023896"), QF).unwrap();
@@ -174,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_young_orphan_is_kept_and_an_old_one_goes_to_error() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let inq = spool.queue_dir("in").unwrap();
         fs::write(inq.join("df6ALNNrgA023897"), b"body\n").unwrap();
         let recovery = recover_spool(&spool, Duration::from_secs(3600)).unwrap();
@@ -192,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_df_being_written_is_left_alone() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let inq = spool.queue_dir("in").unwrap();
         let path = inq.join("df6ALNNrgA023898");
         fs::write(&path, b"partial").unwrap();

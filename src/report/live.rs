@@ -247,17 +247,11 @@ fn parse_moving(text: &str, queue: &str, at: f64) -> Option<Verdict> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::testutil::temp_spool;
     use crate::timefmt::log_date;
     use chrono::{Local, TimeZone};
     use std::fs;
     use std::io::Write;
-
-    fn spool() -> (tempfile::TempDir, Spool) {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path(), 2);
-        spool.ensure_tree().unwrap();
-        (dir, spool)
-    }
 
     fn entry(spool: &Spool, queue: &str, id: &str, qf: usize, df: usize) {
         let dir = spool.queue_dir(queue).unwrap();
@@ -294,7 +288,7 @@ mod tests {
 
     #[test]
     fn queues_come_in_order_with_messages_and_bytes() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         entry(&spool, "in", "6ALNNrgA000001", 100, 1000);
         entry(&spool, "in", "6ALNNrgA000002", 50, 0);
         entry(&spool, "feed2", "6ALNNrgA000003", 10, 20);
@@ -330,7 +324,7 @@ mod tests {
 
     #[test]
     fn rate_counts_passes_that_ended_in_the_last_minute() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let now = now_epoch().floor() as i64;
         // Ended 90 s ago: outside the window.
         append(
@@ -380,7 +374,7 @@ mod tests {
 
     #[test]
     fn verdicts_are_parsed_newest_first() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let now = now_epoch().floor() as i64;
         // A pass whose start was rotated away: its lines have no date and are skipped.
         append(
@@ -454,7 +448,7 @@ mod tests {
 
     #[test]
     fn only_the_newest_verdicts_are_kept() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(2);
         let now = now_epoch().floor() as i64;
         let moves: Vec<String> = (0..VERDICTS_KEPT + 7)
             .map(|n| format!("Clean, moving: 6ALNNrgA{n:06}"))

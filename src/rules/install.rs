@@ -332,17 +332,11 @@ fn prune_old_sets(root: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::testutil::temp_spool;
     use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
     use crate::lockfile::{QueueLockOutcome, queue_lock_holder, try_lock_queue};
-
-    fn spool() -> (tempfile::TempDir, Spool) {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path().join("queues"), 2);
-        spool.ensure_tree().unwrap();
-        (dir, spool)
-    }
 
     fn source(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
         let source = dir.join("src");
@@ -364,7 +358,7 @@ mod tests {
 
     #[test]
     fn an_interrupted_install_installs_nothing_and_unlocks() {
-        let (dir, spool) = spool();
+        let (dir, spool) = temp_spool(2);
         let good = source(&dir.path().join("good"), &[("virus.vdl", "good")]);
         install(&spool, &good, &accept, wait!(1000)).unwrap();
         fs::create_dir(vdl_root(&spool).join(format!(".stage.{}", i32::MAX))).unwrap();
@@ -414,7 +408,7 @@ mod tests {
 
     #[test]
     fn a_good_set_becomes_current_and_the_old_one_previous() {
-        let (dir, spool) = spool();
+        let (dir, spool) = temp_spool(2);
         assert!(installed_set(&spool).is_none());
         let one = source(
             &dir.path().join("one"),
@@ -446,7 +440,7 @@ mod tests {
 
     #[test]
     fn a_rejected_set_leaves_the_old_one_running() {
-        let (dir, spool) = spool();
+        let (dir, spool) = temp_spool(2);
         let good = source(&dir.path().join("good"), &[("virus.vdl", "good")]);
         install(&spool, &good, &accept, wait!(1000)).unwrap();
         let bad = source(&dir.path().join("bad"), &[("virus.vdl", "bad")]);
@@ -466,7 +460,7 @@ mod tests {
 
     #[test]
     fn a_busy_queue_means_nothing_is_installed_and_nothing_stays_locked() {
-        let (dir, spool) = spool();
+        let (dir, spool) = temp_spool(2);
         let holder = Holder {
             pid: std::process::id() as i32,
             name: "sie-work feed2".into(),
@@ -488,7 +482,7 @@ mod tests {
 
     #[test]
     fn a_tarball_installs_by_file_name_only() {
-        let (dir, spool) = spool();
+        let (dir, spool) = temp_spool(2);
         let tarball = dir.path().join("defs.tar.gz");
         let file = File::create(&tarball).unwrap();
         let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(

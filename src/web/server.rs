@@ -877,8 +877,26 @@ async fn render_message(app: &App, viewer: &Viewer, shown: Shown) -> Response {
     html(StatusCode::OK, app.pages.render("message.html", context))
 }
 
-fn parse_id(text: &str) -> Option<QueueId> {
-    QueueId::parse(text)
+/// The queued entry a message URL names, read without a lock: (queue, id, message as
+/// MTA-out would send it, control file), or the 404 for a URL naming none.
+async fn queued_entry(
+    app: &Arc<App>,
+    viewer: &Viewer,
+    queue: &str,
+    id: &str,
+) -> Result<(String, QueueId, Vec<u8>, ControlFile), Response> {
+    let not_found = || app.problem(StatusCode::NOT_FOUND, Some(viewer), "No such message.");
+    let (Some(queue), Some(id)) = (app.message_queue(queue), QueueId::parse(id)) else {
+        return Err(not_found());
+    };
+    let read = {
+        let (app, queue, id) = (Arc::clone(app), queue.clone(), id.clone());
+        blocking(move || actions::read_entry(&app.spool, &queue, &id)).await
+    };
+    match read {
+        Some(Ok((message, control))) => Ok((queue, id, message, control)),
+        _ => Err(not_found()),
+    }
 }
 
 async fn message(
@@ -890,19 +908,15 @@ async fn message(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let (Some(queue), Some(id)) = (app.message_queue(&queue), parse_id(&id)) else {
-        return app.problem(StatusCode::NOT_FOUND, Some(&viewer), "No such message.");
+    let (queue, id, message, control) = match queued_entry(&app, &viewer, &queue, &id).await {
+        Ok(entry) => entry,
+        Err(response) => return response,
     };
-    let read = {
+    let result = {
         let (app, queue, id) = (Arc::clone(&app), queue.clone(), id.clone());
-        blocking(move || {
-            actions::read_entry(&app.spool, &queue, &id)
-                .map(|(message, control)| (message, control, read_result(&app.spool, &queue, &id)))
-        })
-        .await
-    };
-    let Some(Ok((message, control, result))) = read else {
-        return app.problem(StatusCode::NOT_FOUND, Some(&viewer), "No such message.");
+        blocking(move || read_result(&app.spool, &queue, &id))
+            .await
+            .unwrap_or_default()
     };
     let shown = Shown {
         place: format!("queue {queue}"),
@@ -927,15 +941,9 @@ async fn download(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let (Some(queue), Some(id)) = (app.message_queue(&queue), parse_id(&id)) else {
-        return app.problem(StatusCode::NOT_FOUND, Some(&viewer), "No such message.");
-    };
-    let read = {
-        let (app, queue, id) = (Arc::clone(&app), queue.clone(), id.clone());
-        blocking(move || actions::read_entry(&app.spool, &queue, &id)).await
-    };
-    let Some(Ok((message, control))) = read else {
-        return app.problem(StatusCode::NOT_FOUND, Some(&viewer), "No such message.");
+    let (queue, id, message, control) = match queued_entry(&app, &viewer, &queue, &id).await {
+        Ok(entry) => entry,
+        Err(response) => return response,
     };
     let (sender, recipients) = (control.sender().unwrap_or_default(), control.recipients());
     if !viewer.rights.may_view(&sender, &recipients) {
@@ -1024,7 +1032,7 @@ async fn action(
     let ids: Option<Vec<QueueId>> = fields
         .iter()
         .filter(|(k, _)| k == "id")
-        .map(|(_, v)| parse_id(v))
+        .map(|(_, v)| QueueId::parse(v))
         .collect();
     let ids = match ids {
         Some(ids) if !ids.is_empty() => ids,
@@ -1271,7 +1279,7 @@ async fn archive_message(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let Some(id) = parse_id(&id) else {
+    let Some(id) = QueueId::parse(&id) else {
         return app.problem(StatusCode::NOT_FOUND, Some(&viewer), "No such message.");
     };
     let read = {

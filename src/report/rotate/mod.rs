@@ -485,16 +485,10 @@ fn remove_stale_result(results: &Path, id: &QueueId) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::queue::testutil::temp_spool;
     use crate::report::archive::{PartWriter, entries, periods};
 
     const QF: &str = "V8\nT1795303433\nS<a@b.test>\nRPFD:<c@d.test>\nHSubject: x\n.\n";
-
-    fn spool() -> (tempfile::TempDir, Spool) {
-        let dir = tempfile::tempdir().unwrap();
-        let spool = Spool::new(dir.path().join("queues"), 5);
-        spool.ensure_tree().unwrap();
-        (dir, spool)
-    }
 
     fn queue_entry(spool: &Spool, queue: &str, id: &str) -> QueueId {
         let dir = spool.queue_dir(queue).unwrap();
@@ -521,7 +515,7 @@ mod tests {
 
     #[test]
     fn entries_and_logs_move_into_a_new_period_each_run() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let a = queue_entry(&spool, "virus", "6ALNNrgA000001");
         queue_entry(&spool, "out", "6ALNNrgA000002");
         fs::write(spool.log_file("feed1"), "feed1: one\n").unwrap();
@@ -554,7 +548,7 @@ mod tests {
 
     #[test]
     fn an_entry_locked_elsewhere_is_left_for_the_next_run() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let id = queue_entry(&spool, "spam", "6ALNNrgA000003");
         let holder = fs::File::open(spool.queue_dir("spam").unwrap().join(id.qf_name())).unwrap();
         holder.lock().unwrap();
@@ -569,7 +563,7 @@ mod tests {
 
     #[test]
     fn a_part_left_unfinished_by_a_crash_is_deleted_and_redone() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         queue_entry(&spool, "virus", "6ALNNrgA000004");
         let old = archive_root(&spool).join("2026-11-20");
         fs::create_dir_all(&old).unwrap();
@@ -585,7 +579,7 @@ mod tests {
 
     #[test]
     fn removals_cut_short_by_a_crash_are_finished_without_duplicates() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let queue_dir = spool.queue_dir("virus").unwrap();
         let half = queue_entry(&spool, "virus", "6ALNNrgA000005");
         let whole = queue_entry(&spool, "virus", "6ALNNrgA000006");
@@ -617,7 +611,7 @@ mod tests {
 
     #[test]
     fn a_log_renamed_before_a_crash_is_archived_in_its_own_period() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let aside = spool.logs_dir().join("feed2.log.2026-11-20");
         fs::write(&aside, "feed2: old line\n").unwrap();
         fs::write(spool.log_file("feed2"), "feed2: new line\n").unwrap();
@@ -639,7 +633,7 @@ mod tests {
 
     #[test]
     fn one_rotate_at_a_time_and_a_dead_holder_is_cleared() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let lock = spool.lock_file("rotate");
         fs::write(&lock, format!("{} rotate\n", std::process::id())).unwrap();
         assert!(matches!(
@@ -656,7 +650,7 @@ mod tests {
 
     #[test]
     fn an_entry_of_an_unfinished_part_is_not_archived_twice() {
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let queue_dir = spool.queue_dir("virus").unwrap();
         let id = queue_entry(&spool, "virus", "6ALNNrgA000007");
         let old = archive_root(&spool).join("2026-11-20");
@@ -685,7 +679,7 @@ mod tests {
     fn lines_written_during_rotations_are_archived_exactly_once() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicBool, Ordering};
-        let (_dir, spool) = spool();
+        let (_dir, spool) = temp_spool(5);
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (1..=4)
             .map(|k| {
