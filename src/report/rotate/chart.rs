@@ -59,7 +59,13 @@ pub fn short_number(value: f64) -> String {
         v if v >= 1e3 => (value / 1e3, "k"),
         _ => (value, ""),
     };
-    let text = format!("{scaled:.2}");
+    // Small ticks (pass times of milliseconds) keep two significant digits, so
+    // neighbouring ticks never print alike.
+    let decimals = match scaled.abs() {
+        v if v > 0.0 && v < 1.0 => ((-v.log10()).ceil() as usize + 1).clamp(2, 9),
+        _ => 2,
+    };
+    let text = format!("{scaled:.decimals$}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     format!("{text}{unit}")
 }
@@ -234,6 +240,10 @@ mod tests {
         assert_eq!(short_number(1500.0), "1.5k");
         assert_eq!(short_number(2_000_000.0), "2M");
         assert_eq!(short_number(0.25), "0.25");
+        let ticks: Vec<String> = [0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015]
+            .map(short_number)
+            .to_vec();
+        assert_eq!(ticks, ["0", "0.0025", "0.005", "0.0075", "0.01", "0.015"]);
     }
 
     #[test]
