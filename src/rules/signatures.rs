@@ -1,6 +1,6 @@
 //! The virus signature set: SIE's `virus*.vdl` files and ClamAV databases (`.ndb`
 //! `.hdb` `.hsb` `.ldb` `.fp` `.sfp` `.ign2`) compiled into one immutable set that
-//! matches an object the way ClamAV 1.4.6 does (CLAMAV.md), in one automaton pass.
+//! matches an object the way ClamAV 1.4.6 does (CLAMAV.md), in one pass of an anchor index.
 //!
 //! Matching, in ClamAV's order (measured with `clamscan`):
 //! 1. raw pass: body signatures (target-specific before generic, static before
@@ -14,6 +14,7 @@
 //! Objects of 5 bytes or less are never matched: ClamAV 1.4.6 skips them
 //! ("File too small").
 
+mod anchors;
 pub(crate) mod body;
 mod compile;
 pub(crate) mod logical;
@@ -68,8 +69,6 @@ pub enum SignatureError {
     /// A line ClamAV itself refuses, which makes it refuse the whole database.
     #[error("{0} (ClamAV refuses this database)")]
     Rejected(LoadProblem),
-    #[error("{}: the signature automaton could not be built: {message}", path.display())]
-    Automaton { path: PathBuf, message: String },
 }
 
 /// Whole-object hash kinds.

@@ -504,30 +504,37 @@ fn read_member(
     let ceiling = usize::try_from(limit)
         .unwrap_or(usize::MAX)
         .saturating_add(1);
+    // `data[..filled]` is the member so far; the zeroed bytes past it are reused by
+    // the next read, so each byte is zeroed once, however little a read returns.
     let mut data: Vec<u8> = Vec::new();
+    let mut filled = 0;
     loop {
         budget.check_time(|| location.to_string())?;
-        let start = data.len();
-        let room = CHUNK.min(ceiling - start);
-        if data.capacity() < start + room {
-            // Doubling, but never past the ceiling: a member stopped at the
-            // limit holds no more than it.
-            let wanted = data
-                .capacity()
-                .saturating_mul(2)
-                .max(start + room)
-                .min(ceiling);
-            data.reserve_exact(wanted - start);
+        let room = CHUNK.min(ceiling - filled);
+        if data.len() < filled + room {
+            if data.capacity() < filled + room {
+                // Doubling, but never past the ceiling: a member stopped at the
+                // limit holds no more than it.
+                let wanted = data
+                    .capacity()
+                    .saturating_mul(2)
+                    .max(filled + room)
+                    .min(ceiling);
+                data.reserve_exact(wanted - data.len());
+            }
+            data.resize(filled + room, 0);
         }
-        data.resize(start + room, 0);
-        let read = reader.read(&mut data[start..]);
-        let count = *read.as_ref().unwrap_or(&0);
-        data.truncate(start + count);
+        let read = reader.read(&mut data[filled..filled + room]);
         match read {
-            Ok(0) => return Ok(Extracted::Whole(data)),
+            Ok(0) => {
+                data.truncate(filled);
+                return Ok(Extracted::Whole(data));
+            }
             Ok(count) => {
+                filled += count;
                 budget.add_decoded(count, || location.to_string())?;
-                if data.len() == ceiling {
+                if filled == ceiling {
+                    data.truncate(filled);
                     return Ok(Extracted::TooBig(Exceeded::new(
                         Limit::MemberBytes,
                         limit,
@@ -536,7 +543,10 @@ fn read_member(
                 }
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Ok(Extracted::Damaged(data, error)),
+            Err(error) => {
+                data.truncate(filled);
+                return Ok(Extracted::Damaged(data, error));
+            }
         }
     }
 }

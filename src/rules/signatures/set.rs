@@ -1,14 +1,16 @@
-//! The compiled set: automata over every anchor, the body, logical and hash signatures
+//! The compiled set: passes over every anchor, the body, logical and hash signatures
 //! and the allow lists; loading a directory into it and matching one object.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::ops::ControlFlow;
 
-use aho_corasick::AhoCorasick;
 use md5::Md5;
+use rayon::slice::ParallelSliceMut;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::anchors::AnchorIndex;
 use super::body::{MAX_ANCHOR, Offset, Pattern};
 use super::compile::Compiler;
 use super::logical::Expr;
@@ -18,16 +20,8 @@ use super::{HashDef, HashKind, ObjectInfo, PcreDef, SignatureMatch, Target, text
 /// ClamAV 1.4.6 does not scan objects of this size or less.
 const TOO_SMALL: usize = 5;
 
-/// Up to this many distinct anchors the automaton is a DFA (fastest scan); above, a
-/// contiguous NFA, which builds much faster and stays small for very large sets.
-pub(super) const DFA_MAX_ANCHORS: usize = 5_000;
-
 /// `size` key of hash signatures written with `*`.
 pub(super) const ANY_SIZE: u64 = u64::MAX;
-
-/// States this close to the automaton's root use dense transition tables: faster to
-/// build than sparse ones for large sets (measured: 2 beat the default 3 and 1).
-pub(super) const DENSE_DEPTH: usize = 2;
 
 #[derive(Debug)]
 pub(super) struct BodySig {
@@ -72,57 +66,105 @@ pub(super) struct PatRef(pub(super) u32);
 
 pub(super) const SUB_BIT: u32 = 1 << 31;
 
-/// One Aho-Corasick automaton and, per anchor, the patterns to verify.
+/// The anchors of one pass and, per anchor id, the patterns to verify
+/// (`refs[starts[id]..starts[id + 1]]`).
 #[derive(Default)]
-pub(super) struct Automaton {
-    pub(super) ac: Option<AhoCorasick>,
+pub(super) struct AnchorPass {
+    pub(super) index: Option<AnchorIndex>,
     pub(super) starts: Vec<u32>,
     pub(super) refs: Vec<PatRef>,
 }
 
-/// Whole-object hashes, by kind and size (`ANY_SIZE` for `*`).
+/// Whole-object hashes: per kind, entries sorted by digest and size for binary
+/// search (no per-entry allocation: 48 bytes each, so a million fit in 48 MB).
 #[derive(Default)]
 pub(super) struct HashTable {
-    pub(super) sizes: HashMap<HashKind, HashSet<u64>>,
-    pub(super) map: HashMap<(HashKind, u64, Vec<u8>), u32>,
+    /// By [`kind_slot`].
+    entries: [Vec<HashEntry>; 3],
+    /// Distinct sizes per kind, sorted (`ANY_SIZE`, the largest, last): a digest is
+    /// computed only when some entry could match the object's size.
+    sizes: [Vec<u64>; 3],
+}
+
+struct HashEntry {
+    /// Zero-padded past the kind's digest length.
+    digest: [u8; 32],
+    size: u64,
+    value: u32,
+}
+
+const HASH_KINDS: [HashKind; 3] = [HashKind::Md5, HashKind::Sha1, HashKind::Sha256];
+
+fn kind_slot(kind: HashKind) -> usize {
+    match kind {
+        HashKind::Md5 => 0,
+        HashKind::Sha1 => 1,
+        HashKind::Sha256 => 2,
+    }
 }
 
 impl HashTable {
-    pub(super) fn insert(&mut self, def: &HashDef, value: u32) {
-        let size = def.size.unwrap_or(ANY_SIZE);
-        self.sizes.entry(def.kind).or_default().insert(size);
-        self.map
-            .entry((def.kind, size, def.digest.clone()))
-            .or_insert(value);
+    /// The table of `(definition, value)` pairs; of entries with the same kind, digest
+    /// and size the first one counts.
+    pub(super) fn new<'a>(defs: impl IntoIterator<Item = (&'a HashDef, u32)>) -> HashTable {
+        let mut table = HashTable::default();
+        for (def, value) in defs {
+            let mut digest = [0u8; 32];
+            digest[..def.digest.len()].copy_from_slice(&def.digest);
+            table.entries[kind_slot(def.kind)].push(HashEntry {
+                digest,
+                size: def.size.unwrap_or(ANY_SIZE),
+                value,
+            });
+        }
+        for (entries, sizes) in table.entries.iter_mut().zip(&mut table.sizes) {
+            // Stable: among equal keys the first definition stays first.
+            entries.par_sort_by(|a, b| (a.digest, a.size).cmp(&(b.digest, b.size)));
+            entries.dedup_by(|later, earlier| {
+                (later.digest, later.size) == (earlier.digest, earlier.size)
+            });
+            entries.shrink_to_fit();
+            *sizes = entries.iter().map(|entry| entry.size).collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+        }
+        table
     }
 
     /// The first entry matching `data`: MD5, then SHA-1, then SHA-256. Each digest is
     /// computed only if some entry of that kind has this size (or any size).
     fn lookup(&self, data: &[u8]) -> Option<u32> {
         let len = data.len() as u64;
-        for kind in [HashKind::Md5, HashKind::Sha1, HashKind::Sha256] {
-            let Some(sizes) = self.sizes.get(&kind) else {
-                continue;
-            };
-            if !sizes.contains(&len) && !sizes.contains(&ANY_SIZE) {
+        for kind in HASH_KINDS {
+            let slot = kind_slot(kind);
+            let sizes = &self.sizes[slot];
+            if sizes.binary_search(&len).is_err() && sizes.last() != Some(&ANY_SIZE) {
                 continue;
             }
-            let digest = match kind {
-                HashKind::Md5 => Md5::digest(data).to_vec(),
-                HashKind::Sha1 => Sha1::digest(data).to_vec(),
-                HashKind::Sha256 => Sha256::digest(data).to_vec(),
-            };
+            let mut digest = [0u8; 32];
+            match kind {
+                HashKind::Md5 => digest[..16].copy_from_slice(&Md5::digest(data)),
+                HashKind::Sha1 => digest[..20].copy_from_slice(&Sha1::digest(data)),
+                HashKind::Sha256 => digest.copy_from_slice(&Sha256::digest(data)),
+            }
+            let entries = &self.entries[slot];
             for size in [len, ANY_SIZE] {
-                if let Some(&v) = self.map.get(&(kind, size, digest.clone())) {
-                    return Some(v);
+                if let Ok(at) = entries
+                    .binary_search_by(|entry| (entry.digest, entry.size).cmp(&(digest, size)))
+                {
+                    return Some(entries[at].value);
                 }
             }
         }
         None
     }
 
+    fn len(&self) -> usize {
+        self.entries.iter().map(Vec::len).sum()
+    }
+
     fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 }
 
@@ -131,9 +173,9 @@ pub struct SignatureSet {
     pub(super) bodies: Vec<BodySig>,
     pub(super) subs: Vec<SubPattern>,
     pub(super) logicals: Vec<LogicalSig>,
-    pub(super) raw: Automaton,
-    pub(super) norm: Automaton,
-    pub(super) nocase: Automaton,
+    pub(super) raw: AnchorPass,
+    pub(super) norm: AnchorPass,
+    pub(super) nocase: AnchorPass,
     pub(super) hashes: HashTable,
     pub(super) hash_names: Vec<Box<str>>,
     pub(super) allow: HashTable,
@@ -153,7 +195,7 @@ impl fmt::Debug for SignatureSet {
             .field("bodies", &self.bodies.len())
             .field("logicals", &self.logicals.len())
             .field("hashes", &self.hash_names.len())
-            .field("allow", &self.allow.map.len())
+            .field("allow", &self.allow.len())
             .finish()
     }
 }
@@ -166,9 +208,7 @@ impl SignatureSet {
     pub fn builtin() -> SignatureSet {
         let mut compiler = Compiler::default();
         compiler.eicar();
-        compiler
-            .compile()
-            .expect("one 68-byte pattern always compiles")
+        compiler.compile()
     }
 
     /// Number of signatures (body, logical and hash; allow-list entries not counted).
@@ -191,7 +231,9 @@ impl SignatureSet {
             Target::File => self
                 .pass(data, data.len(), false, &[0], object)
                 .or_else(|| {
-                    if self.norm.ac.is_none() && self.nocase.ac.is_none() && self.always.is_empty()
+                    if self.norm.index.is_none()
+                        && self.nocase.index.is_none()
+                        && self.always.is_empty()
                     {
                         return None;
                     }
@@ -229,21 +271,22 @@ impl SignatureSet {
         let mut matched: HashSet<u32> = HashSet::new();
         let mut memos: HashMap<u32, Memo> = HashMap::new();
         let mut counts: Counts = HashMap::new();
-        let automata = [
+        let passes = [
             if normalised { &self.norm } else { &self.raw },
             &self.nocase,
         ];
-        for automaton in automata {
-            let Some(ac) = &automaton.ac else { continue };
-            for m in ac.find_overlapping_iter(buf) {
+        for anchors in passes {
+            let Some(index) = &anchors.index else {
+                continue;
+            };
+            index.for_each_match(buf, |start, id| {
                 if let Some((0, 0, pos, _)) = best
-                    && m.start() > pos + self.max_bm_skip + MAX_ANCHOR
+                    && start > pos + self.max_bm_skip + MAX_ANCHOR
                 {
-                    break;
+                    return ControlFlow::Break(());
                 }
-                let id = m.pattern().as_usize();
-                let refs = &automaton.refs
-                    [automaton.starts[id] as usize..automaton.starts[id + 1] as usize];
+                let refs = &anchors.refs[anchors.starts[id as usize] as usize
+                    ..anchors.starts[id as usize + 1] as usize];
                 for &PatRef(r) in refs {
                     if r & SUB_BIT == 0 {
                         let sig = &self.bodies[r as usize];
@@ -253,7 +296,7 @@ impl SignatureSet {
                         if skip_relative(sig.target, sig.offset) || matched.contains(&r) {
                             continue;
                         }
-                        let Some(at) = m.start().checked_sub(sig.anchor.skip as usize) else {
+                        let Some(at) = start.checked_sub(sig.anchor.skip as usize) else {
                             continue;
                         };
                         let memo = memos.entry(r).or_default();
@@ -277,7 +320,7 @@ impl SignatureSet {
                         {
                             continue;
                         }
-                        let Some(at) = m.start().checked_sub(sub.anchor.skip as usize) else {
+                        let Some(at) = start.checked_sub(sub.anchor.skip as usize) else {
                             continue;
                         };
                         let memo = memos.entry(r).or_default();
@@ -293,7 +336,8 @@ impl SignatureSet {
                         }
                     }
                 }
-            }
+                ControlFlow::Continue(())
+            });
         }
         if let Some((_, _, _, r)) = best {
             return Some(&self.bodies[r as usize].name);

@@ -426,7 +426,12 @@ impl Message {
         if wide {
             all.extend_from_slice(normalized.as_bytes());
         } else {
-            all.extend(normalized.chars().map(|c| c as u32 as u8));
+            // Characters up to U+00FF as single (Latin-1) bytes; ASCII as it is.
+            if normalized.is_ascii() {
+                all.extend_from_slice(normalized.as_bytes());
+            } else {
+                all.extend(normalized.chars().map(|c| c as u32 as u8));
+            }
         }
         (split_short_lines(&all), uris)
     }
@@ -538,7 +543,10 @@ fn read_head(raw: &[u8]) -> Head {
         pristine_headers.extend_from_slice(&current);
         header = Some(current);
     }
-    let pristine_body: Vec<u8> = lines.iter().flatten().copied().collect();
+    let mut pristine_body = Vec::with_capacity(lines.iter().map(Vec::len).sum());
+    for line in &lines {
+        pristine_body.extend_from_slice(line);
+    }
     let body = lines
         .into_iter()
         .map(|line| {
@@ -682,6 +690,10 @@ fn push_split_line(lines: &mut Vec<Vec<u8>>, mut line: Vec<u8>) {
 /// Cuts text over `limit` characters at the next of `breaks` within 1 KB, or at the
 /// limit, as `body_part_scan_size` does.
 fn truncate_chars(text: &str, limit: usize, breaks: &[char]) -> String {
+    // No more characters than bytes: a short text needs no counting.
+    if text.len() <= limit {
+        return text.to_string();
+    }
     let Some((cut, _)) = text.char_indices().nth(limit) else {
         return text.to_string();
     };
@@ -717,17 +729,13 @@ fn truncate_bytes(mut bytes: Vec<u8>, limit: usize) -> Vec<u8> {
 /// `unicode`: every Unicode space is whitespace (a character string in Perl);
 /// otherwise only ASCII whitespace is.
 fn normalize_whitespace(text: &str, unicode: bool) -> String {
-    let is_space = |c: char| {
-        if unicode {
-            c.is_whitespace()
-        } else {
-            matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0B' | '\x0C')
-        }
-    };
+    if !unicode {
+        return normalize_ascii_whitespace(text);
+    }
     let mut out = String::with_capacity(text.len());
     let mut chars = text.char_indices().peekable();
     while let Some((start, c)) = chars.next() {
-        if !is_space(c) {
+        if !c.is_whitespace() {
             // SpamAssassin marks paragraph breaks with NUL and then turns every
             // NUL into a newline, those of the text included.
             out.push(if c == '\0' { '\n' } else { c });
@@ -735,31 +743,72 @@ fn normalize_whitespace(text: &str, unicode: bool) -> String {
         }
         let mut end = start + c.len_utf8();
         while let Some(&(index, next)) = chars.peek() {
-            if !is_space(next) {
+            if !next.is_whitespace() {
                 break;
             }
             end = index + next.len_utf8();
             chars.next();
         }
-        let run = &text[start..end];
-        let first_newline = run.find('\n');
-        let last_newline = run.rfind('\n');
-        match (first_newline, last_newline) {
-            (Some(first), Some(last)) if first != last => {
-                // Whitespace before the first newline and after the last one stays
-                // as spaces; the newlines between make the paragraph break.
-                if first > 0 {
-                    out.push(' ');
-                }
-                out.push('\n');
-                if last + 1 < run.len() {
-                    out.push(' ');
-                }
-            }
-            _ => out.push(' '),
-        }
+        push_whitespace_run(&mut out, &text[start..end]);
     }
     out
+}
+
+/// `normalize_whitespace` when only ASCII whitespace counts: ASCII bytes never
+/// occur inside a multi-byte UTF-8 character, so the text is cut at bytes and
+/// copied a word at a time.
+fn normalize_ascii_whitespace(text: &str) -> String {
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let word = bytes[at..]
+            .iter()
+            .position(is_space)
+            .unwrap_or(bytes.len() - at);
+        if word > 0 {
+            let word = &text[at..at + word];
+            if word.contains('\0') {
+                out.extend(word.chars().map(|c| if c == '\0' { '\n' } else { c }));
+            } else {
+                out.push_str(word);
+            }
+            at += word.len();
+            continue;
+        }
+        let run = bytes[at..]
+            .iter()
+            .position(|b| !is_space(b))
+            .unwrap_or(bytes.len() - at);
+        push_whitespace_run(&mut out, &text[at..at + run]);
+        at += run;
+    }
+    out
+}
+
+/// One whitespace run: a paragraph break (a newline run with at least two newlines)
+/// becomes one newline, with a space for what stood before the first newline and
+/// after the last; any other run becomes one space.
+fn push_whitespace_run(out: &mut String, run: &str) {
+    let run = run.as_bytes();
+    // Most runs are one space between two words.
+    if run.len() == 1 {
+        out.push(' ');
+        return;
+    }
+    match (memchr::memchr(b'\n', run), memchr::memrchr(b'\n', run)) {
+        (Some(first), Some(last)) if first != last => {
+            if first > 0 {
+                out.push(' ');
+            }
+            out.push('\n');
+            if last + 1 < run.len() {
+                out.push(' ');
+            }
+        }
+        _ => out.push(' '),
+    }
 }
 
 /// `split_into_array_of_short_lines`: one element per line, lines over 2048 bytes
@@ -816,6 +865,26 @@ fn split_short_paragraphs(text: &[u8]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_whitespace_normalization_keeps_paragraphs_and_latin1() {
+        assert_eq!(
+            normalize_ascii_whitespace("a  b\t\n c \n\n d\0e\u{e9}\u{a0}f"),
+            "a b c \n de\u{e9}\u{a0}f".replace("de", "d\ne")
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_whitespace_normalization_agrees_on_ascii_text(
+            text in "[a-c \t\r\n\x0b\x0c\x00]{0,40}"
+        ) {
+            proptest::prop_assert_eq!(
+                normalize_ascii_whitespace(&text),
+                normalize_whitespace(&text, true)
+            );
+        }
+    }
 
     fn body(message: &str) -> Vec<String> {
         let (lines, _) = Message::parse(message.as_bytes()).body_lines();

@@ -290,6 +290,15 @@ impl SpamRules {
     }
 
     fn check_inner(&self, raw: &[u8]) -> SpamResult {
+        // With no rule and no meta nothing can hit: parsing would be wasted work
+        // (a definitions set made of virus signatures only).
+        if self.rules.is_empty() && self.metas.is_empty() {
+            return SpamResult {
+                score: 0.0,
+                threshold: self.threshold,
+                hits: Vec::new(),
+            };
+        }
         let message = Message::parse(raw);
         let mut counts = vec![0.0f64; self.info.len()];
         let mut header_cache: HashMap<usize, Option<Vec<u8>>> = HashMap::new();

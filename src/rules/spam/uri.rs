@@ -56,32 +56,87 @@ impl UriSettings {
     }
 }
 
-fn is_space(byte: u8) -> bool {
+const fn is_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
 }
 
+/// A byte-indexed membership table: the delimiter tests run at every byte of every
+/// body line, and a slice's `contains` there costs a function call per byte.
+const fn byte_set(members: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut index = 0;
+    while index < members.len() {
+        set[members[index] as usize] = true;
+        index += 1;
+    }
+    set
+}
+
+/// The set of `with` plus the whitespace bytes, ESC and NBSP (0xA0).
+const fn delims(with: &[u8]) -> [bool; 256] {
+    let mut set = byte_set(with);
+    let mut byte = 0;
+    while byte < 256 {
+        set[byte] |= is_space(byte as u8) || byte == 0x1B || byte == 0xA0;
+        byte += 1;
+    }
+    set
+}
+
+static START_DELIMS: [bool; 256] = delims(b"><\"'`,{[(|");
+static END_DELIMS: [bool; 256] = delims(b"><\"`}]{[|");
+static END_DELIMS_EMAIL: [bool; 256] = {
+    let mut set = delims(b"><\"`}]{[|,('");
+    let mut byte = 0x80;
+    while byte < 256 {
+        set[byte] = true;
+        byte += 1;
+    }
+    set
+};
+static SCHEMELESS_START_DELIMS: [bool; 256] = delims(b"!\"#$&'()*+,/:;<=>?@[\\]^`{|}~");
+
+/// Bytes of a host name as `schemeless` reads one: letters, digits, `.`, `_`, `-`.
+static HOST_BYTES: [bool; 256] = {
+    let mut set = byte_set(b"._-");
+    let mut byte = 0;
+    while byte < 256 {
+        set[byte] |= (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    set
+};
+
 fn is_start_delim(byte: u8) -> bool {
-    b"><\"'`,{[(|".contains(&byte) || is_space(byte) || byte == 0x1B || byte == 0xA0
+    START_DELIMS[usize::from(byte)]
 }
 
 fn is_end_delim(byte: u8) -> bool {
-    b"><\"`}]{[|".contains(&byte) || is_space(byte) || byte == 0x1B || byte == 0xA0
+    END_DELIMS[usize::from(byte)]
 }
 
 fn is_end_delim_email(byte: u8) -> bool {
-    is_end_delim(byte) || b",('".contains(&byte) || byte >= 0x80
+    END_DELIMS_EMAIL[usize::from(byte)]
 }
 
 fn is_schemeless_start_delim(byte: u8) -> bool {
-    b"!\"#$&'()*+,/:;<=>?@[\\]^`{|}~".contains(&byte)
-        || is_space(byte)
-        || byte == 0x1B
-        || byte == 0xA0
+    SCHEMELESS_START_DELIMS[usize::from(byte)]
 }
 
 pub(super) fn is_word(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_'
+    WORD_BYTES[usize::from(byte)]
 }
+
+/// Perl's `\w` on bytes: letters, digits and `_`.
+static WORD_BYTES: [bool; 256] = {
+    let mut set = byte_set(b"_");
+    let mut byte = 0;
+    while byte < 256 {
+        set[byte] |= (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    set
+};
 
 pub(super) fn starts_with_ci(text: &[u8], prefix: &[u8]) -> bool {
     text.len() >= prefix.len() && text[..prefix.len()].eq_ignore_ascii_case(prefix)
@@ -131,10 +186,14 @@ fn known_scheme(text: &[u8], at: usize) -> Option<usize> {
 }
 
 /// `mailto:...` or `local@domain`.
-fn mail_scheme(text: &[u8], at: usize) -> Option<usize> {
+fn mail_scheme(text: &[u8], at: usize, last_at_sign: Option<usize>) -> Option<usize> {
     let rest = &text[at..];
     if starts_with_ci(rest, b"mailto:") {
         return run_until(text, at + 7, 2048, is_end_delim_email, is_end_delim_email);
+    }
+    // A local part needs an `@` after it: most lines have none at all.
+    if last_at_sign.is_none_or(|last| last < at) {
+        return None;
     }
     let is_local_stop = |b: u8| is_end_delim_email(b) || b == b'@';
     let local = rest
@@ -156,7 +215,7 @@ fn mail_scheme(text: &[u8], at: usize) -> Option<usize> {
 
 /// `host.tld` with a known top-level domain, optional `.`, `:port` and `/path`.
 fn schemeless(text: &[u8], at: usize, tlds: &UriSettings) -> Option<usize> {
-    let is_host = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+    let is_host = |b: &u8| HOST_BYTES[usize::from(*b)];
     if !text[at].is_ascii_alphanumeric() {
         return None;
     }
@@ -228,6 +287,7 @@ fn schemeless(text: &[u8], at: usize, tlds: &UriSettings) -> Option<usize> {
 
 /// Raw URIs as `_process_text_uri_list` finds them in one body line.
 fn find_in_text(text: &[u8], tlds: &UriSettings, found: &mut Vec<(Vec<u8>, bool)>) {
+    let last_at_sign = memchr::memrchr(b'@', text);
     let mut at = 0;
     while at < text.len() {
         let previous = at.checked_sub(1).map(|p| text[p]);
@@ -240,7 +300,7 @@ fn find_in_text(text: &[u8], tlds: &UriSettings, found: &mut Vec<(Vec<u8>, bool)
         let schemeless_start = previous.is_none_or(is_schemeless_start_delim);
         let matched = known_scheme(text, at)
             .map(|end| (end, false))
-            .or_else(|| mail_scheme(text, at).map(|end| (end, true)))
+            .or_else(|| mail_scheme(text, at, last_at_sign).map(|end| (end, true)))
             .or_else(|| {
                 schemeless_start
                     .then(|| schemeless(text, at, tlds))
