@@ -552,15 +552,21 @@ fn hostile_subjects_names_and_html_render_as_text() {
     );
 }
 
-#[test]
-fn tls_required_refuses_plain_http_and_marks_cookies_secure() {
-    let spool = TestSpool::new();
+/// A self-signed certificate for `localhost` and its key, written into the test's
+/// directory; returns their paths and the certificate.
+fn self_signed_localhost(spool: &TestSpool) -> (String, String, rcgen::Certificate) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let dir = spool.dir.path();
     fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
     fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
-    let cert = dir.join("cert.pem").to_string_lossy().into_owned();
-    let key = dir.join("key.pem").to_string_lossy().into_owned();
+    let path = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    (path("cert.pem"), path("key.pem"), certified.cert)
+}
+
+#[test]
+fn tls_required_refuses_plain_http_and_marks_cookies_secure() {
+    let spool = TestSpool::new();
+    let (cert, key, certificate) = self_signed_localhost(&spool);
     let server = WebServer::start(
         &spool,
         USERS,
@@ -586,7 +592,7 @@ fn tls_required_refuses_plain_http_and_marks_cookies_secure() {
     assert!(!answer.contains("sie_session"));
 
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
+    roots.add(certificate.der().clone()).unwrap();
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -701,12 +707,7 @@ fn archived_periods_are_listed_and_read_only() {
 #[test]
 fn tls_offered_but_not_required_still_serves_plain_http_without_secure_cookies() {
     let spool = TestSpool::new();
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = spool.dir.path();
-    fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
-    fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
-    let cert = dir.join("cert.pem").to_string_lossy().into_owned();
-    let key = dir.join("key.pem").to_string_lossy().into_owned();
+    let (cert, key, _) = self_signed_localhost(&spool);
     let server = WebServer::start(
         &spool,
         USERS,
