@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use super::simulate::{Done, Outcome, percentile, policy_name};
+use crate::report::rotate::chart::escape;
 
 const WIDTH: f64 = 820.0;
 const HEIGHT: f64 = 520.0;
@@ -171,12 +172,6 @@ pub fn svg(outcomes: &[Outcome], title: &str) -> String {
     }
     s.push_str("</svg>\n");
     s
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

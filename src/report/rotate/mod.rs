@@ -19,7 +19,7 @@
 //!   the qf and the result file unlinked and the directories fsynced. A df without its
 //!   qf is left to start-up recovery.
 
-mod chart;
+pub mod chart;
 pub mod summary;
 
 use std::collections::BTreeSet;
