@@ -15,6 +15,7 @@
 //! nests at most 20 levels as SpamAssassin's does, and stops at 1,000 parts per
 //! multipart and 10,000 parts per message.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use super::charset::{base64_decode, decode_header, normalize, qp_decode};
@@ -84,6 +85,12 @@ impl Node {
         }
     }
 
+    /// Whether some rule text is made from this part's bytes: `body` and `rawbody`
+    /// read textual leaves, and message/* parts are parsed as messages.
+    fn keeps_raw(&self) -> bool {
+        is_textual(self.effective_type()) || is_textual(&self.ctype)
+    }
+
     /// text/html when the part's name ends in .htm(l), its type otherwise.
     pub fn effective_type(&self) -> &str {
         let is_html_name = self.name.as_ref().is_some_and(|name| {
@@ -121,18 +128,23 @@ pub struct Message {
     pub pristine: Vec<u8>,
 }
 
+/// One body line as the splitter reads it: borrowed from the message, owned only
+/// where SpamAssassin's reader changes it (line endings, long lines cut), so a
+/// message of thousands of lines costs no allocation per line.
+type Line<'r> = Cow<'r, [u8]>;
+
 /// What `Message->new` reads before MIME parsing.
-struct Head {
+struct Head<'r> {
     headers: Vec<Header>,
     pristine_headers: Vec<u8>,
     pristine_body: Vec<u8>,
-    body: Vec<Vec<u8>>,
+    body: Vec<Line<'r>>,
 }
 
-struct Job {
+struct Job<'r> {
     node: usize,
     boundary: Option<Vec<u8>>,
-    body: Vec<Vec<u8>>,
+    body: Vec<Line<'r>>,
     subparse: usize,
 }
 
@@ -157,7 +169,7 @@ impl Message {
 
     /// Adds a node for a message read by `read_head`, with SpamAssassin's fixes to
     /// its body lines, and returns its parse job.
-    fn add_message_node(&mut self, head: Head, subparse: usize) -> Job {
+    fn add_message_node<'r>(&mut self, head: Head<'r>, subparse: usize) -> Job<'r> {
         let mut node = Node {
             headers: head.headers,
             ..Node::default()
@@ -173,7 +185,7 @@ impl Message {
                 body[0].starts_with(b"--") && body[0][2..].starts_with(boundary)
             });
             if !opens {
-                body.insert(0, b"\n".to_vec());
+                body.insert(0, Cow::Borrowed(b"\n"));
             }
         }
         self.nodes.push(node);
@@ -185,7 +197,7 @@ impl Message {
         }
     }
 
-    fn parse_body(&mut self, first: Job) {
+    fn parse_body(&mut self, first: Job<'_>) {
         let mut queue = VecDeque::from([first]);
         while let Some(job) = queue.pop_front() {
             let is_multipart = self.nodes[job.node].ctype.starts_with("multipart/");
@@ -204,7 +216,8 @@ impl Message {
             if is_message && subparse > 0 && self.nodes.len() < MAX_NODES {
                 let decoded = self.nodes[node].decode();
                 if !decoded.is_empty() {
-                    let head = read_head(&decoded);
+                    // The decoded text lives only in this loop: its lines are copied.
+                    let head = read_head(&decoded).into_owned();
                     let job = self.add_message_node(head, subparse - 1);
                     self.nodes[node].children = Some(vec![job.node]);
                     self.nodes[node].raw = Vec::new();
@@ -214,7 +227,7 @@ impl Message {
         }
     }
 
-    fn parse_normal(&mut self, job: Job) {
+    fn parse_normal(&mut self, job: Job<'_>) {
         let node = &mut self.nodes[job.node];
         let content_type = parse_content_type(node.last_header(b"content-type"));
         if !content_type.missing {
@@ -230,12 +243,16 @@ impl Message {
             .last_header(b"content-disposition")
             .and_then(disposition_name)
             .or(content_type.name);
-        node.raw = job.body.concat();
+        // No rule reads the bytes of other leaves (`full` reads the message as
+        // received), and attachments are most of a message's bytes.
+        if node.keeps_raw() {
+            node.raw = job.body.concat();
+        }
     }
 
     /// `_parse_multipart`: the preamble up to the first boundary is dropped, each
     /// part's headers and body collected, and each part queued with its own job.
-    fn parse_multipart(&mut self, job: Job, queue: &mut VecDeque<Job>) {
+    fn parse_multipart<'r>(&mut self, job: Job<'r>, queue: &mut VecDeque<Job<'r>>) {
         let Some(boundary) = job.boundary else {
             return;
         };
@@ -260,7 +277,7 @@ impl Message {
         }
         self.nodes[job.node].children = Some(Vec::new());
         let mut part = Node::default();
-        let mut part_lines: Option<Vec<Vec<u8>>> = None;
+        let mut part_lines: Option<Vec<Line<'r>>> = None;
         let mut header: Option<Vec<u8>> = None;
         let mut in_body = false;
         let mut nested_boundary = false;
@@ -283,7 +300,7 @@ impl Message {
                     && let Some(last) = lines.last_mut()
                 {
                     if last.ends_with(b"\n") {
-                        last.pop();
+                        drop_last_byte(last);
                     }
                     if last.is_empty() {
                         lines.pop();
@@ -323,7 +340,7 @@ impl Message {
                     if let Some(previous) = header.take() {
                         add_part_header(&mut part, &previous);
                     }
-                    header = Some(line);
+                    header = Some(line.into_owned());
                     continue;
                 }
                 if matches!(line.first(), Some(b' ' | b'\t'))
@@ -342,7 +359,7 @@ impl Message {
                     }
                 }
                 in_body = true;
-                if line == b"\n" || line == b"\r\n" || line == b"\r" || line.is_empty() {
+                if matches!(&*line, b"\n" | b"\r\n" | b"\r" | b"") {
                     continue;
                 }
             }
@@ -441,14 +458,7 @@ impl Message {
         let mut chunks = Vec::new();
         for leaf in self.leaves() {
             let node = &self.nodes[leaf];
-            let kind = node.effective_type();
-            let textual = ["text", "message"].iter().any(|top| {
-                kind.strip_prefix(top).is_some_and(|rest| {
-                    rest.is_empty()
-                        || !rest.as_bytes()[0].is_ascii_alphanumeric() && rest.as_bytes()[0] != b'_'
-                })
-            });
-            if !textual || node.ctype == "text/calendar" {
+            if !is_textual(node.effective_type()) || node.ctype == "text/calendar" {
                 continue;
             }
             let decoded = truncate_bytes(node.decode(), RAWBODY_PART_SCAN_SIZE);
@@ -456,6 +466,16 @@ impl Message {
         }
         chunks
     }
+}
+
+/// A type starting with the word `text` or `message` (`/^(?:text|message)\b/`).
+fn is_textual(kind: &str) -> bool {
+    ["text", "message"].iter().any(|top| {
+        kind.strip_prefix(top).is_some_and(|rest| {
+            rest.is_empty()
+                || !rest.as_bytes()[0].is_ascii_alphanumeric() && rest.as_bytes()[0] != b'_'
+        })
+    })
 }
 
 fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
@@ -469,10 +489,17 @@ fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// Splits after each `\n`, as Perl's `split(/^/m, ...)`.
-fn split_lines(raw: &[u8]) -> Vec<Vec<u8>> {
-    raw.split_inclusive(|b| *b == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect()
+fn split_lines(raw: &[u8]) -> VecDeque<Line<'_>> {
+    let mut lines = VecDeque::with_capacity(raw.len() / 64 + 1);
+    let mut start = 0;
+    for end in memchr::memchr_iter(b'\n', raw) {
+        lines.push_back(Cow::Borrowed(&raw[start..=end]));
+        start = end + 1;
+    }
+    if start < raw.len() {
+        lines.push_back(Cow::Borrowed(&raw[start..]));
+    }
+    lines
 }
 
 /// A header field name followed by a colon: `/^[\041-\071\073-\176]+[ \t]*:/`.
@@ -491,16 +518,16 @@ fn is_field_start(line: &[u8]) -> bool {
 }
 
 /// `Message->new` up to the body: mbox separator, line-ending guess, header fields.
-fn read_head(raw: &[u8]) -> Head {
-    let mut lines: VecDeque<Vec<u8>> = split_lines(raw).into();
+fn read_head(raw: &[u8]) -> Head<'_> {
+    let mut lines = split_lines(raw);
     if lines.is_empty() {
-        lines.push_back(b"\n".to_vec());
+        lines.push_back(Cow::Borrowed(b"\n"));
     }
     if is_mbox_separator(&lines[0]) {
         lines.pop_front();
     }
     let has_crlf =
-        |line: Option<&Vec<u8>>| line.is_some_and(|l| l.windows(2).any(|w| w == b"\r\n"));
+        |line: Option<&Line<'_>>| line.is_some_and(|l| l.windows(2).any(|w| w == b"\r\n"));
     let crlf = has_crlf(lines.front()) || has_crlf(lines.back());
     let line_ending: &[u8] = if crlf { b"\r\n" } else { b"\n" };
     let mut headers = Vec::new();
@@ -509,9 +536,9 @@ fn read_head(raw: &[u8]) -> Head {
     let mut errors = 0;
     loop {
         let eof = lines.is_empty();
-        let mut current = lines.pop_front().unwrap_or_else(|| line_ending.to_vec());
+        let mut current = lines.pop_front().unwrap_or(Cow::Borrowed(line_ending));
         if crlf {
-            current = add_missing_cr(&current);
+            current = add_missing_cr(current);
         }
         if matches!(current.first(), Some(b' ' | b'\t')) {
             header
@@ -523,7 +550,7 @@ fn read_head(raw: &[u8]) -> Head {
         if let Some(field) = header.take() {
             add_message_header(&mut headers, &field, crlf);
         }
-        if current == line_ending {
+        if *current == *line_ending {
             if !eof {
                 pristine_headers.extend_from_slice(&current);
             }
@@ -541,9 +568,9 @@ fn read_head(raw: &[u8]) -> Head {
             }
         }
         pristine_headers.extend_from_slice(&current);
-        header = Some(current);
+        header = Some(current.into_owned());
     }
-    let mut pristine_body = Vec::with_capacity(lines.iter().map(Vec::len).sum());
+    let mut pristine_body = Vec::with_capacity(lines.iter().map(|line| line.len()).sum());
     for line in &lines {
         pristine_body.extend_from_slice(line);
     }
@@ -551,10 +578,10 @@ fn read_head(raw: &[u8]) -> Head {
         .into_iter()
         .map(|line| {
             if crlf && line.ends_with(b"\r\n") {
-                let mut line = line;
+                let mut line = line.into_owned();
                 line.truncate(line.len() - 2);
                 line.push(b'\n');
-                line
+                Cow::Owned(line)
             } else {
                 line
             }
@@ -576,7 +603,31 @@ fn is_mbox_separator(line: &[u8]) -> bool {
     blanks >= 2 || (blanks == 1 && rest.get(1) != Some(&b':'))
 }
 
-fn add_missing_cr(line: &[u8]) -> Vec<u8> {
+impl Head<'_> {
+    /// The same head with every line copied, for a text that does not outlive
+    /// its parse.
+    fn into_owned(self) -> Head<'static> {
+        Head {
+            headers: self.headers,
+            pristine_headers: self.pristine_headers,
+            pristine_body: self.pristine_body,
+            body: self
+                .body
+                .into_iter()
+                .map(|line| Cow::Owned(line.into_owned()))
+                .collect(),
+        }
+    }
+}
+
+fn add_missing_cr(line: Line<'_>) -> Line<'_> {
+    let bare_lf = line
+        .iter()
+        .enumerate()
+        .any(|(index, &byte)| byte == b'\n' && (index == 0 || line[index - 1] != b'\r'));
+    if !bare_lf {
+        return line;
+    }
     let mut out = Vec::with_capacity(line.len() + 1);
     for (index, &byte) in line.iter().enumerate() {
         if byte == b'\n' && (index == 0 || line[index - 1] != b'\r') {
@@ -584,7 +635,7 @@ fn add_missing_cr(line: &[u8]) -> Vec<u8> {
         }
         out.push(byte);
     }
-    out
+    Cow::Owned(out)
 }
 
 fn add_message_header(headers: &mut Vec<Header>, field: &[u8], crlf: bool) {
@@ -660,7 +711,7 @@ fn trim_ascii_whitespace(bytes: &[u8]) -> &[u8] {
 }
 
 /// Runs of more than 20 blank lines are cut to 20.
-fn collapse_blank_runs(lines: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+fn collapse_blank_runs(lines: Vec<Line<'_>>) -> Vec<Line<'_>> {
     let mut out = Vec::with_capacity(lines.len());
     let mut blanks = 0;
     for line in lines {
@@ -677,14 +728,31 @@ fn collapse_blank_runs(lines: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     out
 }
 
-fn push_split_line(lines: &mut Vec<Vec<u8>>, mut line: Vec<u8>) {
-    while line.len() > MAX_BODY_LINE_LENGTH {
-        let rest = line.split_off(MAX_BODY_LINE_LENGTH);
-        line.push(b'\n');
+/// Lines over `MAX_BODY_LINE_LENGTH` bytes are cut into pieces of that length, each
+/// but the last given a newline.
+fn push_split_line<'r>(lines: &mut Vec<Line<'r>>, line: Line<'r>) {
+    if line.len() <= MAX_BODY_LINE_LENGTH {
         lines.push(line);
-        line = rest;
+        return;
     }
-    lines.push(line);
+    let mut rest: &[u8] = &line;
+    while rest.len() > MAX_BODY_LINE_LENGTH {
+        let mut piece = rest[..MAX_BODY_LINE_LENGTH].to_vec();
+        piece.push(b'\n');
+        lines.push(Cow::Owned(piece));
+        rest = &rest[MAX_BODY_LINE_LENGTH..];
+    }
+    let last = rest.to_vec();
+    lines.push(Cow::Owned(last));
+}
+
+fn drop_last_byte(line: &mut Line<'_>) {
+    match line {
+        Cow::Borrowed(bytes) => *bytes = &bytes[..bytes.len() - 1],
+        Cow::Owned(bytes) => {
+            bytes.pop();
+        }
+    }
 }
 
 /// Cuts text over `limit` characters at the next of `breaks` within 1 KB, or at the

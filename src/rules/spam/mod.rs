@@ -32,7 +32,7 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use regex::bytes::Regex;
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use self::config::{Definition, Loader, Test};
 use self::header::HeaderSpec;
@@ -123,6 +123,9 @@ enum Kind {
 struct Rule {
     id: usize,
     kind: Kind,
+    /// For rules over whole parts or the whole message: `perlre::without_line_anchors`
+    /// of the rule's regex, tried first on each text.
+    quick: Option<Regex>,
     multiple: bool,
     max_hits: Option<usize>,
     no_subject: bool,
@@ -149,12 +152,71 @@ struct Info {
     is_meta: bool,
 }
 
+/// Every `body` rule in one automaton, run once over each body line: a rule whose
+/// pattern no line matches scores 0 without a pass of its own, which is most rules
+/// on most messages. Rules that may hit are then counted one by one as before.
+#[derive(Debug)]
+struct BodyFilter {
+    set: RegexSet,
+    /// Position in the set of each rule (index into `SpamRules::rules`).
+    slot: HashMap<usize, usize>,
+}
+
+/// Which set members matched the first body line (the Subject) and which any other.
+struct BodyMatches {
+    subject: Vec<bool>,
+    rest: Vec<bool>,
+}
+
+impl BodyFilter {
+    /// `None` when there are fewer than two body rules or the union would not
+    /// compile within the per-rule limits.
+    fn new(rules: &[Rule]) -> Option<BodyFilter> {
+        let mut slot = HashMap::new();
+        let mut patterns = Vec::new();
+        for (index, rule) in rules.iter().enumerate() {
+            if let Kind::Body(regex) = &rule.kind {
+                slot.insert(index, patterns.len());
+                patterns.push(regex.as_str());
+            }
+        }
+        if patterns.len() < 2 {
+            return None;
+        }
+        let set = RegexSetBuilder::new(patterns)
+            .unicode(false)
+            .size_limit(perlre::SIZE_LIMIT)
+            .build()
+            .ok()?;
+        Some(BodyFilter { set, slot })
+    }
+
+    fn matches(&self, body: &[Vec<u8>]) -> BodyMatches {
+        let mut found = BodyMatches {
+            subject: vec![false; self.set.len()],
+            rest: vec![false; self.set.len()],
+        };
+        for (index, line) in body.iter().enumerate() {
+            let seen = if index == 0 {
+                &mut found.subject
+            } else {
+                &mut found.rest
+            };
+            for member in self.set.matches(line).iter() {
+                seen[member] = true;
+            }
+        }
+        found
+    }
+}
+
 /// A compiled rule set; immutable and shared by every scan.
 #[derive(Debug)]
 pub struct SpamRules {
     info: Vec<Info>,
     specs: Vec<HeaderSpec>,
     rules: Vec<Rule>,
+    body_filter: Option<BodyFilter>,
     /// Active metas in dependency order.
     metas: Vec<MetaRule>,
     threshold: f64,
@@ -168,6 +230,7 @@ impl SpamRules {
             info: Vec::new(),
             specs: Vec::new(),
             rules: Vec::new(),
+            body_filter: None,
             metas: Vec::new(),
             threshold: 5.0,
             tlds: UriSettings::default(),
@@ -314,12 +377,16 @@ impl SpamRules {
         } else {
             Vec::new()
         };
+        let body_matches = self
+            .body_filter
+            .as_ref()
+            .map(|filter| filter.matches(&body));
         let rawbody = if needs(|k| matches!(k, Kind::Rawbody(_))) {
             message.rawbody_chunks()
         } else {
             Vec::new()
         };
-        for rule in &self.rules {
+        for (index, rule) in self.rules.iter().enumerate() {
             let limit = if rule.multiple {
                 rule.max_hits.unwrap_or(usize::MAX)
             } else {
@@ -339,7 +406,7 @@ impl SpamRules {
                     if *negate {
                         usize::from(!regex.is_match(text))
                     } else {
-                        count_matches(regex, [text], limit)
+                        count_matches(regex, None, [text], limit)
                     }
                 }
                 Kind::Exists(spec) => {
@@ -349,14 +416,34 @@ impl SpamRules {
                     usize::from(value.is_some())
                 }
                 Kind::Body(regex) => {
-                    let skip = usize::from(rule.no_subject);
-                    count_matches(regex, body.iter().skip(skip).map(Vec::as_slice), limit)
+                    let filtered = match (&body_matches, &self.body_filter) {
+                        (Some(found), Some(filter)) => {
+                            let slot = filter.slot[&index];
+                            Some(found.rest[slot] || (!rule.no_subject && found.subject[slot]))
+                        }
+                        _ => None,
+                    };
+                    match filtered {
+                        Some(false) => 0,
+                        Some(true) if limit == 1 => 1,
+                        _ => {
+                            let skip = usize::from(rule.no_subject);
+                            let lines = body.iter().skip(skip).map(Vec::as_slice);
+                            count_matches(regex, None, lines, limit)
+                        }
+                    }
                 }
                 Kind::Rawbody(regex) => {
-                    count_matches(regex, rawbody.iter().map(Vec::as_slice), limit)
+                    let chunks = rawbody.iter().map(Vec::as_slice);
+                    count_matches(regex, rule.quick.as_ref(), chunks, limit)
                 }
-                Kind::Uri(regex) => count_matches(regex, uris.iter().map(Vec::as_slice), limit),
-                Kind::Full(regex) => count_matches(regex, [message.pristine.as_slice()], limit),
+                Kind::Uri(regex) => {
+                    count_matches(regex, None, uris.iter().map(Vec::as_slice), limit)
+                }
+                Kind::Full(regex) => {
+                    let whole = [message.pristine.as_slice()];
+                    count_matches(regex, rule.quick.as_ref(), whole, limit)
+                }
             };
             counts[rule.id] = hits as f64;
         }
@@ -438,13 +525,19 @@ impl SpamRules {
 }
 
 /// Matches of `regex` over `texts`, at most `limit` (1 unless `tflags multiple`).
+/// Matches of `regex` in `texts`, counted up to `limit`; `quick`, when given, is a
+/// looser regex that must match a text for `regex` to.
 fn count_matches<'t>(
     regex: &Regex,
+    quick: Option<&Regex>,
     texts: impl IntoIterator<Item = &'t [u8]>,
     limit: usize,
 ) -> usize {
     let mut hits = 0;
     for text in texts {
+        if quick.is_some_and(|quick| !quick.is_match(text)) {
+            continue;
+        }
         if limit == 1 {
             if regex.is_match(text) {
                 return 1;
@@ -568,9 +661,14 @@ fn compile(loader: Loader) -> (SpamRules, Vec<LoadProblem>) {
                 .find_map(|flag| flag.strip_prefix("maxhits="))
                 .and_then(|n| n.parse().ok())
         });
+        let quick = match &kind {
+            Kind::Full(regex) | Kind::Rawbody(regex) => perlre::without_line_anchors(regex),
+            _ => None,
+        };
         rules_set.rules.push(Rule {
             id,
             kind,
+            quick,
             multiple: has_flag(flags, "multiple"),
             max_hits,
             no_subject: has_flag(flags, "nosubject"),
@@ -584,6 +682,7 @@ fn compile(loader: Loader) -> (SpamRules, Vec<LoadProblem>) {
         &is_active,
         &mut problems,
     );
+    rules_set.body_filter = BodyFilter::new(&rules_set.rules);
     (rules_set, problems)
 }
 

@@ -21,10 +21,11 @@
 use std::fmt::Write as _;
 
 use regex::bytes::{Regex, RegexBuilder};
+use regex_syntax::hir::{Capture, Hir, HirKind, Look, Repetition};
 
 /// Compiled program size allowed per rule; SpamAssassin rules with long counted
 /// repetitions (`[^>]{1,2048}`) need more than the crate's default.
-const SIZE_LIMIT: usize = 64 << 20;
+pub const SIZE_LIMIT: usize = 64 << 20;
 
 /// Compiles a delimited Perl regex (`/re/mods`, `m{re}mods`, `m!re!`, `qr(re)`).
 pub fn compile_delimited(text: &[u8]) -> Result<Regex, String> {
@@ -40,6 +41,62 @@ pub fn compile(body: &[u8], mods: &[u8]) -> Result<Regex, String> {
         .size_limit(SIZE_LIMIT)
         .build()
         .map_err(|error| format!("the translated regex does not compile: {error}"))
+}
+
+/// A regex that matches wherever `regex` does, with the multi-line anchors (`^` and
+/// `$` under `/m`) left out; `None` when `regex` has none or is too short to
+/// filter on. The `regex` crate finds no literal to search for first in a pattern
+/// that starts at a line start, so `/^To:.../m` over a whole message runs its
+/// automaton over every byte, about ten times slower than this one, which looks for
+/// `To:` first. A text it does not match cannot match `regex`.
+pub fn without_line_anchors(regex: &Regex) -> Option<Regex> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .build()
+        .parse(regex.as_str())
+        .ok()?;
+    let mut dropped = false;
+    let loose = drop_line_anchors(hir, &mut dropped);
+    if !dropped || loose.properties().minimum_len().unwrap_or(0) < 3 {
+        return None;
+    }
+    RegexBuilder::new(&loose.to_string())
+        .unicode(false)
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .ok()
+}
+
+fn drop_line_anchors(hir: Hir, dropped: &mut bool) -> Hir {
+    match hir.into_kind() {
+        HirKind::Look(Look::StartLF | Look::EndLF | Look::StartCRLF | Look::EndCRLF) => {
+            *dropped = true;
+            Hir::empty()
+        }
+        HirKind::Repetition(repetition) => Hir::repetition(Repetition {
+            sub: Box::new(drop_line_anchors(*repetition.sub, dropped)),
+            ..repetition
+        }),
+        HirKind::Capture(capture) => Hir::capture(Capture {
+            sub: Box::new(drop_line_anchors(*capture.sub, dropped)),
+            ..capture
+        }),
+        HirKind::Concat(subs) => Hir::concat(
+            subs.into_iter()
+                .map(|sub| drop_line_anchors(sub, dropped))
+                .collect(),
+        ),
+        HirKind::Alternation(subs) => Hir::alternation(
+            subs.into_iter()
+                .map(|sub| drop_line_anchors(sub, dropped))
+                .collect(),
+        ),
+        HirKind::Look(look) => Hir::look(look),
+        HirKind::Literal(literal) => Hir::literal(literal.0),
+        HirKind::Class(class) => Hir::class(class),
+        HirKind::Empty => Hir::empty(),
+    }
 }
 
 /// SpamAssassin's `compile_regexp($re, 1)`: the delimiters are required; the end
@@ -906,5 +963,40 @@ mod tests {
         assert!(matches("/(?P<b>x)(?'c'y)/", b"xy"));
         assert!(matches("/(?|a|b)c/", b"bc"));
         assert!(matches("/a(?#comment)b/", b"ab"));
+    }
+
+    #[test]
+    fn line_anchors_are_dropped_only_where_present() {
+        assert!(without_line_anchors(&re("/to: undisclosed/i")).is_none());
+        assert!(
+            without_line_anchors(&re("/^ab$/")).is_none(),
+            "no /m: text anchors"
+        );
+        assert!(
+            without_line_anchors(&re("/^a$/m")).is_none(),
+            "too short to filter"
+        );
+        let quick = without_line_anchors(&re("/^To:\\s*undisclosed$/mi")).unwrap();
+        assert!(quick.is_match(b"x To: undisclosed y"));
+        assert!(!quick.is_match(b"To: someone\n"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_text_the_loose_regex_misses_cannot_match(
+            pattern in proptest::sample::select(vec![
+                "/^To:\\s*a+$/mi",
+                "/^(?:ab|cd)\\b.*x$/m",
+                "/(?:^|\\s)abc[^\\n]*$/m",
+                "/\\Aabc|^cdx$/m",
+            ]),
+            text in "[abcdxTo: \n]{0,40}",
+        ) {
+            let exact = re(pattern);
+            let quick = without_line_anchors(&exact).unwrap();
+            if exact.is_match(text.as_bytes()) {
+                proptest::prop_assert!(quick.is_match(text.as_bytes()));
+            }
+        }
     }
 }
