@@ -94,6 +94,8 @@ static END_DELIMS_EMAIL: [bool; 256] = {
     }
     set
 };
+/// One of these is in every URI form `find_in_text` accepts.
+static URI_MARKS: [bool; 256] = byte_set(b".:@");
 static SCHEMELESS_START_DELIMS: [bool; 256] = delims(b"!\"#$&'()*+,/:;<=>?@[\\]^`{|}~");
 
 /// Bytes of a host name as `schemeless` reads one: letters, digits, `.`, `_`, `-`.
@@ -290,6 +292,20 @@ fn find_in_text(text: &[u8], tlds: &UriSettings, found: &mut Vec<(Vec<u8>, bool)
     let last_at_sign = memchr::memrchr(b'@', text);
     let mut at = 0;
     while at < text.len() {
+        // Every form below holds a `.`, `:` or `@` before the next whitespace (which
+        // ends each of them), so a word without one is skipped whole: most are.
+        if at == 0 || is_space(text[at - 1]) {
+            let mut word_end = at;
+            let mut marked = false;
+            while word_end < text.len() && !is_space(text[word_end]) {
+                marked |= URI_MARKS[usize::from(text[word_end])];
+                word_end += 1;
+            }
+            if !marked {
+                at = word_end + 1;
+                continue;
+            }
+        }
         let previous = at.checked_sub(1).map(|p| text[p]);
         let boundary = is_word(text[at]) != previous.is_some_and(is_word);
         let shifted = at >= 3 && text[at - 3] == 0x1B && text[at - 2] == b'(';
@@ -584,6 +600,23 @@ mod tests {
         assert_eq!(list("go to example.org/x today"), ["http://example.org/x"]);
         assert!(list("file.txt and a@b").is_empty());
         assert_eq!(list("http://1.2.3.4/p"), ["http://1.2.3.4/p"]);
+    }
+
+    #[test]
+    fn uris_inside_words_and_after_words_without_any() {
+        assert_eq!(
+            list("many plain words\tthen(www.example.com)\nand more"),
+            ["http://www.example.com"]
+        );
+        assert_eq!(
+            list("no marks here at all\nbut<http://example.net/x>here"),
+            ["http://example.net/x"]
+        );
+        assert_eq!(
+            list("x\x1b(bob@example.com and words"),
+            ["mailto:bob@example.com"]
+        );
+        assert!(list("words only, then a full stop.").is_empty());
     }
 
     #[test]
