@@ -136,8 +136,9 @@ type Line<'r> = Cow<'r, [u8]>;
 /// What `Message->new` reads before MIME parsing.
 struct Head<'r> {
     headers: Vec<Header>,
-    pristine_headers: Vec<u8>,
-    pristine_body: Vec<u8>,
+    /// The message as received: its header block, then its body.
+    pristine: Vec<u8>,
+    headers_len: usize,
     body: Vec<Line<'r>>,
 }
 
@@ -150,12 +151,11 @@ struct Job<'r> {
 
 impl Message {
     pub fn parse(raw: &[u8]) -> Message {
-        let head = read_head(raw);
-        let mut pristine = head.pristine_headers.clone();
-        pristine.extend_from_slice(&head.pristine_body);
+        let mut head = read_head(raw);
+        let pristine = std::mem::take(&mut head.pristine);
         let mut message = Message {
             nodes: Vec::new(),
-            pristine_headers: head.pristine_headers.clone(),
+            pristine_headers: pristine[..head.headers_len].to_vec(),
             pristine,
         };
         let job = message.add_message_node(head, SUBPARSE);
@@ -570,9 +570,11 @@ fn read_head(raw: &[u8]) -> Head<'_> {
         pristine_headers.extend_from_slice(&current);
         header = Some(current.into_owned());
     }
-    let mut pristine_body = Vec::with_capacity(lines.iter().map(|line| line.len()).sum());
+    let headers_len = pristine_headers.len();
+    let mut pristine = pristine_headers;
+    pristine.reserve(lines.iter().map(|line| line.len()).sum());
     for line in &lines {
-        pristine_body.extend_from_slice(line);
+        pristine.extend_from_slice(line);
     }
     let body = lines
         .into_iter()
@@ -589,8 +591,8 @@ fn read_head(raw: &[u8]) -> Head<'_> {
         .collect();
     Head {
         headers,
-        pristine_headers,
-        pristine_body,
+        pristine,
+        headers_len,
         body,
     }
 }
@@ -609,8 +611,8 @@ impl Head<'_> {
     fn into_owned(self) -> Head<'static> {
         Head {
             headers: self.headers,
-            pristine_headers: self.pristine_headers,
-            pristine_body: self.pristine_body,
+            pristine: self.pristine,
+            headers_len: self.headers_len,
             body: self
                 .body
                 .into_iter()
