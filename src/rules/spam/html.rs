@@ -30,10 +30,10 @@ pub fn render(input: &str) -> Page {
     let mut pos = 0;
     let mut text_start = 0;
     while pos < bytes.len() {
-        if bytes[pos] != b'<' {
-            pos += 1;
-            continue;
-        }
+        let Some(open) = memchr::memchr(b'<', &bytes[pos..]) else {
+            break;
+        };
+        pos += open;
         let Some((end, markup)) = markup_at(&input, pos) else {
             pos += 1;
             continue;
@@ -229,24 +229,37 @@ impl Renderer {
         }
         // `s/[ \t\n\r\f\x0b]+|\xc2\xa0/ /gs`: a blank run, or the characters
         // U+00C2 U+00A0 (a UTF-8 NBSP read as Latin-1), each become one space.
+        // Both are ASCII or start with the byte 0xC3 (U+00C2), which never occurs
+        // inside another character: runs of other bytes are copied whole.
+        const NBSP_AS_LATIN1: &str = "\u{C2}\u{A0}";
         let mut collapsed = String::with_capacity(text.len());
         let mut in_space = false;
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            if matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0C' | '\x0B') {
+        let bytes = text.as_bytes();
+        let mut run_start = 0;
+        let mut at = 0;
+        while at < bytes.len() {
+            let blank = matches!(bytes[at], b' ' | b'\t' | b'\n' | b'\r' | 0x0C | 0x0B);
+            let nbsp = !blank && bytes[at] == 0xC3 && text[at..].starts_with(NBSP_AS_LATIN1);
+            if !blank && !nbsp {
+                in_space = false;
+                at += 1;
+                continue;
+            }
+            collapsed.push_str(&text[run_start..at]);
+            if blank {
                 if !in_space {
                     collapsed.push(' ');
                 }
                 in_space = true;
-            } else if c == '\u{C2}' && chars.peek() == Some(&'\u{A0}') {
-                chars.next();
+                at += 1;
+            } else {
                 collapsed.push(' ');
                 in_space = false;
-            } else {
-                collapsed.push(c);
-                in_space = false;
+                at += NBSP_AS_LATIN1.len();
             }
+            run_start = at;
         }
+        collapsed.push_str(&text[run_start..]);
         if let Some((_, true)) = self.pieces.last()
             && collapsed.starts_with(' ')
         {

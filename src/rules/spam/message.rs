@@ -429,7 +429,7 @@ impl Message {
                 text.push('\n');
             }
             if let Some(rendered) = self.rendered(leaf) {
-                text.push_str(&truncate_chars(
+                text.push_str(truncate_chars(
                     &rendered.text,
                     BODY_PART_SCAN_SIZE,
                     &['\n', ' '],
@@ -759,23 +759,23 @@ fn drop_last_byte(line: &mut Line<'_>) {
 
 /// Cuts text over `limit` characters at the next of `breaks` within 1 KB, or at the
 /// limit, as `body_part_scan_size` does.
-fn truncate_chars(text: &str, limit: usize, breaks: &[char]) -> String {
+fn truncate_chars<'t>(text: &'t str, limit: usize, breaks: &[char]) -> &'t str {
     // No more characters than bytes: a short text needs no counting.
     if text.len() <= limit {
-        return text.to_string();
+        return text;
     }
     let Some((cut, _)) = text.char_indices().nth(limit) else {
-        return text.to_string();
+        return text;
     };
     for &mark in breaks {
         if let Some(found) = text[cut..].find(mark) {
             let extra = text[cut..cut + found].chars().count();
             if extra <= 1024 {
-                return text[..cut + found + mark.len_utf8()].to_string();
+                return &text[..cut + found + mark.len_utf8()];
             }
         }
     }
-    text[..cut].to_string()
+    &text[..cut]
 }
 
 fn truncate_bytes(mut bytes: Vec<u8>, limit: usize) -> Vec<u8> {
@@ -830,6 +830,7 @@ fn normalize_whitespace(text: &str, unicode: bool) -> String {
 fn normalize_ascii_whitespace(text: &str) -> String {
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
     let bytes = text.as_bytes();
+    let has_nul = memchr::memchr(0, bytes).is_some();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     while at < bytes.len() {
@@ -839,7 +840,7 @@ fn normalize_ascii_whitespace(text: &str) -> String {
             .unwrap_or(bytes.len() - at);
         if word > 0 {
             let word = &text[at..at + word];
-            if word.contains('\0') {
+            if has_nul && word.contains('\0') {
                 out.extend(word.chars().map(|c| if c == '\0' { '\n' } else { c }));
             } else {
                 out.push_str(word);
@@ -885,14 +886,14 @@ fn push_whitespace_run(out: &mut String, run: &str) {
 /// cut after the last space that keeps them under the limit.
 fn split_short_lines(text: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    for line in text.split_inclusive(|b| *b == b'\n') {
-        let mut line = line;
+    let mut start = 0;
+    while start < text.len() {
+        let end = memchr::memchr(b'\n', &text[start..]).map_or(text.len(), |at| start + at + 1);
+        let mut line = &text[start..end];
+        start = end;
         while line.len() > MAX_BODY_LINE_LENGTH {
             let window = &line[..=MAX_BODY_LINE_LENGTH];
-            let cut = window
-                .iter()
-                .rposition(|b| *b == b' ')
-                .map_or(MAX_BODY_LINE_LENGTH, |space| space + 1);
+            let cut = memchr::memrchr(b' ', window).map_or(MAX_BODY_LINE_LENGTH, |space| space + 1);
             let cut = if cut == 0 { MAX_BODY_LINE_LENGTH } else { cut };
             out.push(line[..cut].to_vec());
             line = &line[cut..];
