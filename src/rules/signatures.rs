@@ -110,7 +110,8 @@ pub(crate) struct BodyDef {
 pub(crate) struct HashDef {
     pub(crate) name: Box<str>,
     pub(crate) kind: HashKind,
-    pub(crate) digest: Vec<u8>,
+    /// Zero-padded past the kind's digest length.
+    pub(crate) digest: [u8; 32],
     /// `None` for `*` (any size).
     pub(crate) size: Option<u64>,
 }

@@ -165,6 +165,26 @@ fn rejected<T>(message: impl Into<String>) -> Result<T, BodyError> {
     Err(BodyError::Rejected(message.into()))
 }
 
+/// Decodes `text`, two hex digits a byte, into `out`, which must be half as long.
+/// Returns false for a length mismatch or a byte that is not a hex digit.
+pub(crate) fn decode_hex(text: &[u8], out: &mut [u8]) -> bool {
+    if text.len() != 2 * out.len() {
+        return false;
+    }
+    // OR-ing the looked-up values keeps the loop branch-free: any non-digit sets the
+    // high bits (0xff) and fails the whole text at the end.
+    let mut bad = 0;
+    for (pair, byte) in text.chunks_exact(2).zip(out.iter_mut()) {
+        let (hi, lo) = (
+            HEX_VALUES[usize::from(pair[0])],
+            HEX_VALUES[usize::from(pair[1])],
+        );
+        bad |= hi | lo;
+        *byte = (hi << 4) | (lo & 0x0f);
+    }
+    bad < 16
+}
+
 fn hex_value(c: u8) -> Option<u8> {
     let value = HEX_VALUES[usize::from(c)];
     (value < 16).then_some(value)
@@ -731,6 +751,35 @@ mod tests {
             (b"\x01\x02\x03".to_vec(), 2, 4)
         );
         assert_eq!(anchor("4142"), (b"AB".to_vec(), 0, 0));
+    }
+
+    #[test]
+    fn hex_decodes_into_a_buffer_of_half_the_length() {
+        let mut out = [0u8; 3];
+        assert!(decode_hex(b"00aFff", &mut out));
+        assert_eq!(out, [0x00, 0xaf, 0xff]);
+        assert!(!decode_hex(b"00aFf", &mut out), "odd length");
+        assert!(!decode_hex(b"00aF", &mut out), "too short");
+        assert!(!decode_hex(b"00aFfg", &mut out), "bad digit");
+        assert!(!decode_hex(b"+1aFff", &mut out), "sign");
+        assert!(decode_hex(b"", &mut []));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hex_decoding_agrees_with_from_str_radix(text in "[0-9a-fA-Fg+ ]{0,12}") {
+            let mut out = vec![0u8; text.len() / 2];
+            let expected: Option<Vec<u8>> = (text.len() % 2 == 0
+                && text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| {
+                (0..text.len())
+                    .step_by(2)
+                    .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+                    .collect()
+            });
+            let ok = decode_hex(text.as_bytes(), &mut out);
+            proptest::prop_assert_eq!(ok.then_some(out), expected);
+        }
     }
 
     #[test]

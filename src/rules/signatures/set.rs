@@ -109,10 +109,8 @@ impl HashTable {
     pub(super) fn new<'a>(defs: impl IntoIterator<Item = (&'a HashDef, u32)>) -> HashTable {
         let mut table = HashTable::default();
         for (def, value) in defs {
-            let mut digest = [0u8; 32];
-            digest[..def.digest.len()].copy_from_slice(&def.digest);
             table.entries[kind_slot(def.kind)].push(HashEntry {
-                digest,
+                digest: def.digest,
                 size: def.size.unwrap_or(ANY_SIZE),
                 value,
             });
