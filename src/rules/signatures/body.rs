@@ -430,10 +430,8 @@ impl Pattern {
         // The leading hex pairs (the whole of most patterns) in one tight loop; what
         // follows extends the same static run.
         let leading = text.iter().take_while(|c| c.is_ascii_hexdigit()).count() & !1;
-        for pair in text[..leading].chunks_exact(2) {
-            let digit = |c: u8| HEX_VALUES[usize::from(c)];
-            b.lits.push((digit(pair[0]) << 4) | digit(pair[1]));
-        }
+        b.lits.resize(leading / 2, 0);
+        decode_hex(&text[..leading], &mut b.lits);
         if leading > 0 {
             b.elems.push(Elem::Lit {
                 off: 0,

@@ -158,8 +158,8 @@ struct Info {
 #[derive(Debug)]
 struct BodyFilter {
     set: RegexSet,
-    /// Position in the set of each rule (index into `SpamRules::rules`).
-    slot: HashMap<usize, usize>,
+    /// Position in the set of each rule (by index into `SpamRules::rules`).
+    slot: Vec<Option<usize>>,
 }
 
 /// Which set members matched the first body line (the Subject) and which any other.
@@ -172,11 +172,11 @@ impl BodyFilter {
     /// `None` when there are fewer than two body rules or the union would not
     /// compile within the per-rule limits.
     fn new(rules: &[Rule]) -> Option<BodyFilter> {
-        let mut slot = HashMap::new();
+        let mut slot = vec![None; rules.len()];
         let mut patterns = Vec::new();
         for (index, rule) in rules.iter().enumerate() {
             if let Kind::Body(regex) = &rule.kind {
-                slot.insert(index, patterns.len());
+                slot[index] = Some(patterns.len());
                 patterns.push(regex.as_str());
             }
         }
@@ -417,10 +417,9 @@ impl SpamRules {
                 }
                 Kind::Body(regex) => {
                     let filtered = match (&body_matches, &self.body_filter) {
-                        (Some(found), Some(filter)) => {
-                            let slot = filter.slot[&index];
-                            Some(found.rest[slot] || (!rule.no_subject && found.subject[slot]))
-                        }
+                        (Some(found), Some(filter)) => filter.slot[index].map(|slot| {
+                            found.rest[slot] || (!rule.no_subject && found.subject[slot])
+                        }),
                         _ => None,
                     };
                     match filtered {
