@@ -1,6 +1,6 @@
 //! The `sie` supervisor: starts the feed loop and one work loop per feed queue as child
 //! processes, restarts a child that dies, and on SIGTERM/SIGINT asks every child to stop
-//! through its stop file and waits for it to finish its pass.
+//! (stop file and SIGTERM) and waits for it to finish its pass.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -97,18 +97,24 @@ pub fn supervise(
         }
     }
     log.dated("Stopping every process after its current pass.");
-    for name in children.keys() {
+    for (name, (_, process)) in &children {
         request_stop(spool, name)?;
+        // A child restarted a moment ago may still be starting, and a starting loop
+        // removes the stop file it finds as one left from an earlier run; SIGTERM asks
+        // for the same stop and cannot be lost that way.
+        signal_child(process, Signal::SIGTERM);
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + STOP_TIMEOUT;
     for (name, (_, process)) in children.iter_mut() {
         while process.try_wait().ok().flatten().is_none() {
             if Instant::now() >= deadline {
-                log.dated(&format!("{name} did not stop in time; sending SIGTERM."));
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(process.id() as i32),
-                    Signal::SIGTERM,
-                );
+                // Every move is rename + fsync, so a kill loses nothing; the next start
+                // recovers any entry split across two queues.
+                log.dated(&format!(
+                    "{name} did not stop within {} s; killing it.",
+                    STOP_TIMEOUT.as_secs()
+                ));
+                signal_child(process, Signal::SIGKILL);
                 let _ = process.wait();
                 break;
             }
@@ -118,6 +124,14 @@ pub fn supervise(
     clear_stop(spool, "sie")?;
     log.dated("Stopped.");
     Ok(())
+}
+
+/// How long a stopping child may take to finish its pass.
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn signal_child(process: &Child, signal: Signal) {
+    // The child may have exited already; it is reaped by the wait that follows.
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(process.id() as i32), signal);
 }
 
 fn spawn(child: &ChildCommand, role: &Role, log: &mut ProcessLog) -> Result<Child, DaemonError> {

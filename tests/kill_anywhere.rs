@@ -126,7 +126,20 @@ fn killing_feed_and_work_at_random_loses_and_duplicates_nothing() {
             .sum::<usize>()
     };
     let drained = wait_until(Duration::from_secs(240), || busy(&spool) == 0);
-    assert_eq!(terminate(&mut sie, Duration::from_secs(60)), Some(0));
+    let stopped = terminate(&mut sie, Duration::from_secs(60));
+    if stopped != Some(0) {
+        for process in std::iter::once("sie").chain(processes.iter().map(String::as_str)) {
+            let log = spool.log(process);
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            println!("--- last lines of {process}.log:");
+            tail.iter().rev().for_each(|line| println!("{line}"));
+        }
+    }
+    assert_eq!(
+        stopped,
+        Some(0),
+        "sie did not stop cleanly; its logs are above"
+    );
     assert!(drained, "{} files still in in/feed queues", busy(&spool));
     let restarts = spool.log("sie").matches("restarting it").count();
     assert!(

@@ -379,3 +379,56 @@ fn unscannable_messages_go_to_the_configured_queue() {
         "{why}"
     );
 }
+
+#[test]
+fn sie_stops_a_loop_it_restarted_just_before_the_stop() {
+    let spool = TestSpool::new();
+    let mut sie = spool.start_sie();
+    let pid_file = spool.spool.pid_file("feed1");
+    assert!(wait_until(Duration::from_secs(30), || spool
+        .log("feed1")
+        .contains("Starting, pid")));
+    let pid = sie::lockfile::read_pid_file(&pid_file).expect("feed1 wrote its pid file");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The supervisor logs the death, waits half a second and starts feed1 again; the stop
+    // arrives in that half second, so the new feed1 starts with its stop already asked
+    // for, and must still stop.
+    assert!(wait_until(Duration::from_secs(10), || spool
+        .log("sie")
+        .contains("feed1 exited")));
+    let status = terminate(&mut sie, Duration::from_secs(20));
+    assert_eq!(status, Some(0), "sie log:\n{}", spool.log("sie"));
+    assert!(
+        spool.log("sie").matches("Started feed1").count() == 2,
+        "feed1 was restarted once: {}",
+        spool.log("sie")
+    );
+    let log = spool.log("sie");
+    assert!(!log.contains("killing it"), "{log}");
+    // The new feed1 either finished its start and logged its stop, or SIGTERM ended it
+    // before it had started anything; no loop outlives the supervisor either way.
+    for line in log.lines().filter(|l| l.contains("Started ")) {
+        let pid: i32 = line
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .trim_end_matches('.')
+            .parse()
+            .unwrap();
+        assert!(
+            !sie::lockfile::process_alive(pid),
+            "still running after sie: {line}"
+        );
+    }
+    for process in ["feed", "feed2", "feed3", "feed4", "feed5"] {
+        let log = spool.log(process);
+        assert!(
+            log.trim_end().ends_with("Stopped."),
+            "{process} log:\n{log}"
+        );
+    }
+}
