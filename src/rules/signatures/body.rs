@@ -65,12 +65,20 @@ pub(crate) struct Alternation {
 pub(crate) struct Pattern {
     pub(super) lits: Box<[u8]>,
     pub(super) elems: Box<[Elem]>,
-    pub(super) classes: Vec<[u8; 32]>,
-    pub(super) alts: Vec<Alternation>,
-    /// Element indexes of `[x-y]` gaps, which never split a pattern into parts.
-    brackets: Vec<u16>,
+    /// Few patterns have classes, alternations or `[x-y]` gaps; boxed apart, they cost
+    /// the rest one pointer (a million-signature set holds each pattern several times
+    /// while it loads).
+    rare: Option<Box<RareParts>>,
     /// `::i`: static bytes compare ASCII case-insensitively.
     pub(crate) nocase: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RareParts {
+    classes: Vec<[u8; 32]>,
+    alts: Vec<Alternation>,
+    /// Element indexes of `[x-y]` gaps, which never split a pattern into parts.
+    brackets: Vec<u16>,
 }
 
 /// Where a signature may start: ClamAV's offset field.
@@ -383,12 +391,17 @@ impl Builder {
     }
 
     fn finish(self, nocase: bool) -> Pattern {
+        let plain = self.classes.is_empty() && self.alts.is_empty() && self.brackets.is_empty();
         Pattern {
             lits: self.lits.into_boxed_slice(),
             elems: self.elems.into_boxed_slice(),
-            classes: self.classes,
-            alts: self.alts,
-            brackets: self.brackets,
+            rare: (!plain).then(|| {
+                Box::new(RareParts {
+                    classes: self.classes,
+                    alts: self.alts,
+                    brackets: self.brackets,
+                })
+            }),
             nocase,
         }
     }
@@ -528,6 +541,20 @@ impl Pattern {
         Ok(b.finish(false))
     }
 
+    /// The byte sets that `Elem::Class` indexes.
+    pub(super) fn classes(&self) -> &[[u8; 32]] {
+        self.rare.as_ref().map_or(&[], |r| &r.classes)
+    }
+
+    /// The alternations that `Elem::Alt` indexes.
+    pub(super) fn alts(&self) -> &[Alternation] {
+        self.rare.as_ref().map_or(&[], |r| &r.alts)
+    }
+
+    fn brackets(&self) -> &[u16] {
+        self.rare.as_ref().map_or(&[], |r| &r.brackets)
+    }
+
     /// A pattern of the literal bytes.
     pub(crate) fn literal(bytes: &[u8]) -> Pattern {
         let mut b = Builder::default();
@@ -554,7 +581,7 @@ impl Pattern {
         for (i, e) in self.elems.iter().enumerate() {
             if let Elem::Gap { min, max } = *e
                 && !(min == max && min < 128)
-                && !self.brackets.contains(&(i as u16))
+                && !self.brackets().contains(&(i as u16))
             {
                 parts.push(&self.elems[start..i]);
                 start = i + 1;
@@ -588,8 +615,8 @@ impl Pattern {
     /// form too (`::wa`): returns the forms to match.
     pub(crate) fn widen(&self) -> Pattern {
         let mut b = Builder {
-            classes: self.classes.clone(),
-            brackets: self.brackets.clone(),
+            classes: self.classes().to_vec(),
+            brackets: self.brackets().to_vec(),
             ..Builder::default()
         };
         let widen_elems = |elems: &[Elem], b_lits: &mut Vec<u8>, out: &mut Vec<Elem>| {
@@ -618,7 +645,7 @@ impl Pattern {
             }
         };
         let mut alts = Vec::new();
-        for alt in &self.alts {
+        for alt in self.alts() {
             let mut choices = Vec::new();
             for choice in &alt.choices {
                 let mut out = Vec::new();

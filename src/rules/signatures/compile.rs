@@ -54,12 +54,18 @@ impl AnchorList {
 }
 
 /// A pattern's anchor as the index wants it.
-struct AnchorSpot {
+pub(super) struct AnchorSpot {
+    place: AnchorPlace,
+    anchor: Anchor,
+}
+
+/// Which anchor lists a pattern goes into, under which key.
+#[derive(Clone, Copy)]
+struct AnchorPlace {
     /// From `anchor_key`, of the lower-cased bytes for `::i` patterns.
     key: u32,
     nocase: bool,
     fits_normalised: bool,
-    anchor: Anchor,
 }
 
 impl AnchorSpot {
@@ -67,25 +73,39 @@ impl AnchorSpot {
     fn of(pattern: &Pattern) -> Option<AnchorSpot> {
         let (bytes, elem, skip) = pattern.anchor()?;
         Some(AnchorSpot {
-            key: if pattern.nocase {
-                anchor_key(&bytes.to_ascii_lowercase())
-            } else {
-                anchor_key(bytes)
+            place: AnchorPlace {
+                key: if pattern.nocase {
+                    anchor_key(&bytes.to_ascii_lowercase())
+                } else {
+                    anchor_key(bytes)
+                },
+                nocase: pattern.nocase,
+                fits_normalised: pattern.fits_normalised(),
             },
-            nocase: pattern.nocase,
-            fits_normalised: pattern.fits_normalised(),
             anchor: Anchor {
                 elem: elem as u16,
                 skip: skip as u32,
             },
         })
     }
+
+    /// The anchor of a body definition; `None` for other definitions and for patterns
+    /// without a static byte, which can never match.
+    pub(super) fn of_def(def: &Def) -> Option<AnchorSpot> {
+        match def {
+            Def::Body(body) => AnchorSpot::of(&body.pattern),
+            _ => None,
+        }
+    }
 }
 
 /// Collects definitions, then compiles them.
 #[derive(Default)]
 pub(super) struct Compiler {
-    bodies: Vec<BodyDef>,
+    /// Body signatures in definition order, each already with its anchor, and where
+    /// that anchor goes; kept final so a large set is not copied again to compile it.
+    bodies: Vec<BodySig>,
+    body_places: Vec<AnchorPlace>,
     logicals: Vec<LogicalDef>,
     hashes: Vec<HashDef>,
     allow: Vec<HashDef>,
@@ -103,7 +123,9 @@ impl Compiler {
         })
     }
 
-    fn add(&mut self, def: Def, line: &str) {
+    /// Adds one definition; `spot` is `AnchorSpot::of_def(&def)`, worked out apart so
+    /// that callers can do it in parallel.
+    fn add(&mut self, def: Def, spot: Option<AnchorSpot>, line: &str) {
         let name = match &def {
             Def::Body(b) => Some(&b.name),
             Def::Logical(l) => Some(&l.name),
@@ -114,7 +136,7 @@ impl Compiler {
             return;
         }
         match def {
-            Def::Body(b) => self.bodies.push(b),
+            Def::Body(b) => self.add_body(b, spot),
             Def::Logical(l) => self.logicals.push(l),
             Def::Hash(h) => self.hashes.push(h),
             Def::Allow(h) => self.allow.push(h),
@@ -122,14 +144,32 @@ impl Compiler {
         }
     }
 
+    fn add_body(&mut self, def: BodyDef, spot: Option<AnchorSpot>) {
+        let Some(spot) = spot else {
+            return;
+        };
+        self.body_places.push(spot.place);
+        self.bodies.push(BodySig {
+            anchor: spot.anchor,
+            name: def.name,
+            target: def.target,
+            offset: def.offset,
+            boyer_moore: def.boyer_moore,
+            pattern: def.pattern,
+        });
+    }
+
     pub(super) fn eicar(&mut self) {
-        self.bodies.push(BodyDef {
+        let pattern = Pattern::literal(&eicar_test_file());
+        let spot = AnchorSpot::of(&pattern);
+        let def = BodyDef {
             name: EICAR_NAME.into(),
             target: 0,
             offset: Offset::Any,
             boyer_moore: true,
-            pattern: Pattern::literal(&eicar_test_file()),
-        });
+            pattern,
+        };
+        self.add_body(def, spot);
     }
 
     pub(super) fn compile(self) -> SignatureSet {
@@ -139,44 +179,26 @@ impl Compiler {
             AnchorList::default(),
         );
         let mut norm_relative = false;
-        let mut place = |spot: AnchorSpot, target: u8, offset: Offset, r: PatRef| -> Anchor {
+        let mut place = |place: AnchorPlace, target: u8, offset: Offset, r: PatRef| {
             if target == 7 && offset.is_relative() {
                 norm_relative = true;
             }
-            if spot.nocase {
-                nocase.add(spot.key, r);
+            if place.nocase {
+                nocase.add(place.key, r);
             } else {
                 if target != 7 {
-                    raw.add(spot.key, r);
+                    raw.add(place.key, r);
                 }
-                if matches!(target, 0 | 7) && spot.fits_normalised {
-                    norm.add(spot.key, r);
+                if matches!(target, 0 | 7) && place.fits_normalised {
+                    norm.add(place.key, r);
                 }
             }
-            spot.anchor
         };
-        // Choosing the anchors is most of the work for large sets, and each pattern's
-        // is its own: done in parallel, placed in definition order.
-        let spots: Vec<Option<AnchorSpot>> = self
-            .bodies
-            .par_iter()
-            .map(|def| AnchorSpot::of(&def.pattern))
-            .collect();
-        let mut bodies = Vec::with_capacity(self.bodies.len());
-        for (def, spot) in self.bodies.into_iter().zip(spots) {
-            let r = PatRef(bodies.len() as u32);
-            let Some(spot) = spot else {
-                continue;
-            };
-            bodies.push(BodySig {
-                anchor: place(spot, def.target, def.offset, r),
-                name: def.name,
-                target: def.target,
-                offset: def.offset,
-                boyer_moore: def.boyer_moore,
-                pattern: def.pattern,
-            });
+        let bodies = self.bodies;
+        for (at, (body, &spot)) in bodies.iter().zip(&self.body_places).enumerate() {
+            place(spot, body.target, body.offset, PatRef(at as u32));
         }
+        drop(self.body_places);
         let mut subs = Vec::new();
         let mut logicals = Vec::with_capacity(self.logicals.len());
         let mut always = Vec::new();
@@ -192,13 +214,13 @@ impl Compiler {
                             let Some(spot) = AnchorSpot::of(&pattern) else {
                                 continue;
                             };
-                            let anchor = place(spot, def.target, offset, r);
+                            place(spot.place, def.target, offset, r);
                             subs.push(SubPattern {
                                 logical: index,
                                 id: id as u8,
                                 offset,
                                 pattern,
-                                anchor,
+                                anchor: spot.anchor,
                             });
                         }
                     }
@@ -244,6 +266,10 @@ impl Compiler {
         }
     }
 }
+
+/// Lines parsed in parallel at a time: enough to keep both cores busy, few enough that
+/// the parsed lines stay a small fraction of a large set.
+const PARSE_CHUNK: usize = 16 * 1024;
 
 /// Splits file text into lines; a final line ending does not start another line.
 fn lines(text: &str) -> Vec<&str> {
@@ -304,26 +330,42 @@ pub(super) fn load_dir(dir: &Path) -> Result<(SignatureSet, Vec<LoadProblem>), S
             None => {
                 for (n, line) in lines.iter().enumerate() {
                     match vdl::parse_line(line) {
-                        Ok(Some(def)) => compiler.add(def, line),
+                        Ok(Some(def)) => {
+                            let spot = AnchorSpot::of_def(&def);
+                            compiler.add(def, spot, line)
+                        }
                         Ok(None) => {}
                         Err(message) => problems.push(problem(n, message)),
                     }
                 }
             }
             Some(kind) => {
-                let parsed: Vec<Line> = lines
-                    .par_iter()
-                    .map(|line| clamav::parse_line(kind, line))
-                    .collect();
-                for (n, (line, parsed)) in lines.iter().zip(parsed).enumerate() {
-                    match parsed {
-                        Line::Def(def) => compiler.add(def, line),
-                        Line::Skip => {}
-                        Line::Unsupported(message) => {
-                            problems.push(problem(n, format!("{message}; skipped")))
-                        }
-                        Line::Rejected(message) => {
-                            return Err(SignatureError::Rejected(problem(n, message)));
+                // Parsing and choosing anchors is most of the work for large sets, and
+                // each line's is its own: done in parallel, a chunk at a time so the
+                // parsed lines never exist all at once beside the compiled ones.
+                for (chunk_at, chunk) in lines.chunks(PARSE_CHUNK).enumerate() {
+                    let parsed: Vec<(Line, Option<AnchorSpot>)> = chunk
+                        .par_iter()
+                        .map(|line| {
+                            let parsed = clamav::parse_line(kind, line);
+                            let spot = match &parsed {
+                                Line::Def(def) => AnchorSpot::of_def(def),
+                                _ => None,
+                            };
+                            (parsed, spot)
+                        })
+                        .collect();
+                    for (at, (line, (parsed, spot))) in chunk.iter().zip(parsed).enumerate() {
+                        let n = chunk_at * PARSE_CHUNK + at;
+                        match parsed {
+                            Line::Def(def) => compiler.add(def, spot, line),
+                            Line::Skip => {}
+                            Line::Unsupported(message) => {
+                                problems.push(problem(n, format!("{message}; skipped")))
+                            }
+                            Line::Rejected(message) => {
+                                return Err(SignatureError::Rejected(problem(n, message)));
+                            }
                         }
                     }
                 }

@@ -133,13 +133,13 @@ impl<'a> Ctx<'a> {
                     && self.forward(rest, pos + 1, done)
             }
             Elem::Class(c) => {
-                let set = &self.p.classes[c as usize];
+                let set = &self.p.classes()[c as usize];
                 matches!(self.data.get(pos), Some(&b) if set[b as usize / 8] & (1 << (b % 8)) != 0)
                     && self.forward(rest, pos + 1, done)
             }
             Elem::Alt(a) => {
                 let p: &'a Pattern = self.p;
-                let alt = &p.alts[a as usize];
+                let alt = &p.alts()[a as usize];
                 if alt.negated {
                     let len = fixed_len(&alt.choices[0]).unwrap_or(1) as usize;
                     if pos + len > self.data.len() {
@@ -206,7 +206,7 @@ impl<'a> Ctx<'a> {
                 pos >= 1 && self.data[pos - 1] & mask == value && self.backward(rest, pos - 1, done)
             }
             Elem::Class(c) => {
-                let set = &self.p.classes[c as usize];
+                let set = &self.p.classes()[c as usize];
                 pos >= 1
                     && {
                         let b = self.data[pos - 1];
@@ -216,7 +216,7 @@ impl<'a> Ctx<'a> {
             }
             Elem::Alt(a) => {
                 let p: &'a Pattern = self.p;
-                let alt = &p.alts[a as usize];
+                let alt = &p.alts()[a as usize];
                 if alt.negated {
                     let len = fixed_len(&alt.choices[0]).unwrap_or(1) as usize;
                     if pos < len
