@@ -34,8 +34,10 @@ impl AnchorList {
         if self.refs.is_empty() {
             return AnchorPass::default();
         }
-        // Stable: the patterns of one anchor stay in definition order.
-        self.refs.par_sort_by_key(|&(key, _)| key);
+        // The patterns of one anchor stay in definition order: refs are added in
+        // increasing `PatRef` order (bodies, then subsignatures, which have the high
+        // bit), so sorting by (key, ref) keeps it, without a stable sort's buffer.
+        self.refs.par_sort_unstable_by_key(|&(key, r)| (key, r.0));
         let mut keys = Vec::new();
         let mut starts = Vec::new();
         for (at, &(key, _)) in self.refs.iter().enumerate() {

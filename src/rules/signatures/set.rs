@@ -116,8 +116,14 @@ impl HashTable {
             });
         }
         for (entries, sizes) in table.entries.iter_mut().zip(&mut table.sizes) {
-            // Stable: among equal keys the first definition stays first.
-            entries.par_sort_by(|a, b| (a.digest, a.size).cmp(&(b.digest, b.size)));
+            // Among equal keys the first definition stays first: values are definition
+            // indexes (or all equal), so they order ties as a stable sort would.
+            entries.par_sort_unstable_by(|a, b| {
+                a.digest
+                    .cmp(&b.digest)
+                    .then(a.size.cmp(&b.size))
+                    .then(a.value.cmp(&b.value))
+            });
             entries.dedup_by(|later, earlier| {
                 (later.digest, later.size) == (earlier.digest, earlier.size)
             });
