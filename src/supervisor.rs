@@ -1,6 +1,6 @@
 //! The `sie` supervisor: starts the feed loop and one work loop per feed queue as child
-//! processes, restarts a child that dies, and on SIGTERM/SIGINT asks every child to stop
-//! (stop file and SIGTERM) and waits for it to finish its pass.
+//! processes, restarts a child that dies, and on SIGTERM/SIGINT (or its stop file) sends
+//! every child SIGTERM and waits for it to finish its pass.
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;
@@ -14,7 +14,7 @@ use nix::sys::signal::Signal;
 
 use crate::config::Config;
 use crate::daemon::{DaemonError, Role, install_shipped_definitions};
-use crate::lockfile::{claim_pid_file, clear_stop, request_stop};
+use crate::lockfile::{claim_pid_file, clear_stop};
 use crate::log::ProcessLog;
 use crate::notify::Outbox;
 use crate::queue::{self, Spool};
@@ -97,11 +97,10 @@ pub fn supervise(
         }
     }
     log.dated("Stopping every process after its current pass.");
-    for (name, (_, process)) in &children {
-        request_stop(spool, name)?;
-        // A child restarted a moment ago may still be starting, and a starting loop
-        // removes the stop file it finds as one left from an earlier run; SIGTERM asks
-        // for the same stop and cannot be lost that way.
+    // SIGTERM rather than stop files: a loop ends its pass on either, but one restarted
+    // a moment ago may still be starting, and a starting loop removes the stop file it
+    // finds as one left from an earlier run.
+    for (_, process) in children.values() {
         signal_child(process, Signal::SIGTERM);
     }
     let deadline = Instant::now() + STOP_TIMEOUT;
