@@ -17,11 +17,11 @@ use crate::lockfile::{
 use crate::log::ProcessLog;
 use crate::notify::{Notice, NotifyError, Outbox, record_notices};
 use crate::queue::recover::recover_spool;
-use crate::queue::{self, Spool};
+use crate::queue::{self, ListingCache, Spool};
+use crate::rules::ensure_installed;
 use crate::rules::install::installed_set;
-use crate::rules::{ActiveRules, ensure_installed};
 use crate::timefmt::now_epoch;
-use crate::work::{PassEnd, WorkError, work_pass};
+use crate::work::{PassEnd, WorkError, WorkState, work_pass};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -102,7 +102,8 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
         ),
         Role::Work(_) | Role::Notify => {}
     }
-    let mut rules = ActiveRules::new();
+    let mut work_state = WorkState::default();
+    let mut listings = ListingCache::default();
     let should_stop = || signalled.load(Ordering::Relaxed) || stop_requested(spool, &name);
     // Work loops start spread over one loop_delay (feed1 first) and then keep a fixed
     // cadence, so their wake-ups stay spread instead of bunching, which is also what
@@ -134,26 +135,33 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
         let run = settings.current().clone();
         let delay = match &role {
             Role::Feed => {
-                match feed_pass(spool, &run, &mut log) {
+                match feed_pass(spool, &run, &mut log, &mut listings) {
                     Ok(_) => {}
                     Err(e) => log.line(&format!("Pass failed: {e}")),
                 }
                 run.feed_loop_delay
             }
             Role::Work(queue) => {
-                let worked =
-                    match work_pass(spool, queue, &run, &mut log, pass, &mut rules, &should_stop) {
-                        Ok(PassEnd::Finished(_, notices)) => {
-                            record_quarantined(spool, config, &notices, &mut log);
-                            true
-                        }
-                        Ok(PassEnd::Idle) => false,
-                        Ok(PassEnd::Stopped) => break,
-                        Err(e) => {
-                            log.line(&format!("Pass failed: {e}"));
-                            true
-                        }
-                    };
+                let worked = match work_pass(
+                    spool,
+                    queue,
+                    &run,
+                    &mut log,
+                    pass,
+                    &mut work_state,
+                    &should_stop,
+                ) {
+                    Ok(PassEnd::Finished(_, notices)) => {
+                        record_quarantined(spool, config, &notices, &mut log);
+                        true
+                    }
+                    Ok(PassEnd::Idle) => false,
+                    Ok(PassEnd::Stopped) => break,
+                    Err(e) => {
+                        log.line(&format!("Pass failed: {e}"));
+                        true
+                    }
+                };
                 let delay = (run.loop_delay - pass_started.elapsed().as_secs_f64()).max(0.0);
                 write_free(spool, queue, now_epoch() + delay)?;
                 if worked {

@@ -10,7 +10,7 @@ use crate::lockfile::read_free;
 use crate::log::ProcessLog;
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
 use crate::queue::{
-    self, LockOutcome, LockedEntry, MoveBatch, Spool, list_dir, lock_entry, move_with_result,
+    self, ListingCache, LockOutcome, LockedEntry, MoveBatch, Spool, lock_entry, move_with_result,
 };
 
 /// Moves made before their directories are fsynced together; it bounds the qf files
@@ -152,21 +152,23 @@ pub struct FeedReport {
     pub skipped: usize,
 }
 
-/// Runs one feed pass over `in`.
+/// Runs one feed pass over `in`; `listings` carries what earlier passes of this loop
+/// learned about the queues' files.
 pub fn feed_pass(
     spool: &Spool,
     run: &RunConfig,
     log: &mut ProcessLog,
+    listings: &mut ListingCache,
 ) -> queue::Result<FeedReport> {
     let mut report = FeedReport::default();
     let in_dir = spool.queue_dir("in")?;
-    let listing = list_dir(&in_dir)?;
+    let listing = listings.list(&in_dir)?;
     let feed_names = spool.feed_queue_names();
     let mut queues = Vec::with_capacity(feed_names.len());
     let mut queue_dirs = Vec::with_capacity(feed_names.len());
     for name in &feed_names {
         let dir = spool.queue_dir(name)?;
-        let queued = list_dir(&dir)?;
+        let queued = listings.list(&dir)?;
         queue_dirs.push(dir);
         queues.push(QueueState {
             msgs: queued.entries.len(),

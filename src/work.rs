@@ -13,7 +13,9 @@ use crate::lockfile::{self, Holder, QueueLockOutcome, stale_lock_cleared};
 use crate::log::{ProcessLog, StatsLine};
 use crate::notify::Notice;
 use crate::queue::recover::{OrphanAction, quarantine_orphan_df};
-use crate::queue::{self, Entry, LockOutcome, LockedEntry, MoveBatch, Spool, list_dir, lock_entry};
+use crate::queue::{
+    self, Entry, ListingCache, LockOutcome, LockedEntry, MoveBatch, Spool, lock_entry,
+};
 use crate::rules::exceptions::Envelope;
 use crate::rules::{ActiveRules, Refresh, RuleSet};
 use crate::scan::{ScanOptions, Verdict, VerdictKind, scan_message_with_rules};
@@ -31,16 +33,56 @@ pub enum WorkError {
 /// predicted time `t00 + t0*msgs + ts*bytes` within `maxpass`, at least one, at most
 /// `max_batch`.
 pub fn plan_batch(entries: &[Entry], timing: QueueTiming, maxpass: f64, max_batch: usize) -> usize {
-    let mut bytes = 0u64;
-    let mut taken = 0usize;
-    for entry in entries.iter().take(max_batch) {
-        bytes += entry.bytes();
-        if taken > 0 && timing.predict(taken + 1, bytes) > maxpass {
-            break;
+    let mut plan = BatchPlan::new(timing, maxpass, max_batch);
+    entries
+        .iter()
+        .take_while(|entry| plan.take(entry.bytes()))
+        .count()
+}
+
+/// The batch rule one message at a time, so a pass can pass over entries it cannot lock
+/// and still fill its batch.
+#[derive(Debug, Clone)]
+pub struct BatchPlan {
+    timing: QueueTiming,
+    maxpass: f64,
+    max_batch: usize,
+    msgs: usize,
+    bytes: u64,
+}
+
+impl BatchPlan {
+    pub fn new(timing: QueueTiming, maxpass: f64, max_batch: usize) -> BatchPlan {
+        BatchPlan {
+            timing,
+            maxpass,
+            max_batch,
+            msgs: 0,
+            bytes: 0,
         }
-        taken += 1;
     }
-    taken
+
+    /// Whether a message of `bytes` still fits: the first always does.
+    pub fn fits(&self, bytes: u64) -> bool {
+        self.msgs < self.max_batch
+            && (self.msgs == 0
+                || self.timing.predict(self.msgs + 1, self.bytes + bytes) <= self.maxpass)
+    }
+
+    /// Counts a message of `bytes` in when it fits; says whether it did.
+    pub fn take(&mut self, bytes: u64) -> bool {
+        let fits = self.fits(bytes);
+        if fits {
+            self.msgs += 1;
+            self.bytes += bytes;
+        }
+        fits
+    }
+
+    /// Messages and bytes taken so far.
+    pub fn taken(&self) -> (usize, u64) {
+        (self.msgs, self.bytes)
+    }
 }
 
 /// How a pass ended.
@@ -55,6 +97,15 @@ pub enum PassEnd {
     Stopped,
 }
 
+/// What a work loop carries from one pass to the next.
+#[derive(Debug, Default)]
+pub struct WorkState {
+    /// The definitions in use, reloaded when a new set is installed.
+    pub rules: ActiveRules,
+    /// What earlier listings learned about the queue's files.
+    pub listings: ListingCache,
+}
+
 /// Runs one pass over `queue`. `should_stop` is polled while the queue lock is held by
 /// someone else, so a stop request is not held up by an admin's `lock`.
 pub fn work_pass(
@@ -63,9 +114,10 @@ pub fn work_pass(
     run: &RunConfig,
     log: &mut ProcessLog,
     pass: u64,
-    rules: &mut ActiveRules,
+    state: &mut WorkState,
     should_stop: &dyn Fn() -> bool,
 ) -> Result<PassEnd, WorkError> {
+    let WorkState { rules, listings } = state;
     let started = Instant::now();
     let started_at = Local::now();
     let holder = Holder {
@@ -110,7 +162,7 @@ pub fn work_pass(
     }
     let lock_secs = started.elapsed().as_secs_f64();
     let dir = spool.queue_dir(queue)?;
-    let listing = list_dir(&dir)?;
+    let listing = listings.list(&dir)?;
     if listing.entries.is_empty() && listing.orphan_dfs.is_empty() {
         return Ok(PassEnd::Idle);
     }
@@ -125,22 +177,26 @@ pub fn work_pass(
         }
     }
     let timing = run.timing(queue);
-    let batch = plan_batch(&listing.entries, timing, run.maxpass, run.max_batch);
-    // While the pass runs, free.<queue> says when it should end by the fitted timing,
-    // so the feed's eta policy sees a busy queue as busy.
-    let batch_bytes: u64 = listing.entries[..batch].iter().map(Entry::bytes).sum();
-    let predicted_end = now_epoch() + timing.predict(batch, batch_bytes) + run.loop_delay;
-    lockfile::write_free(spool, queue, predicted_end)?;
-    let mut locked: Vec<LockedEntry> = Vec::with_capacity(batch);
+    // Oldest first; an entry someone else holds (the feed until its moves are durable,
+    // or the MTA) is passed over, and the next one fills its place in the batch.
+    let mut plan = BatchPlan::new(timing, run.maxpass, run.max_batch);
+    let mut locked: Vec<LockedEntry> = Vec::new();
     let mut broken: Vec<(LockedEntry, Verdict)> = Vec::new();
-    for listed in &listing.entries[..batch] {
+    for listed in &listing.entries {
+        if !plan.fits(listed.bytes()) {
+            break;
+        }
         match lock_entry(&dir, &listed.id)? {
-            LockOutcome::Locked(entry) => locked.push(entry),
+            LockOutcome::Locked(entry) => {
+                plan.take(listed.bytes());
+                locked.push(entry);
+            }
             LockOutcome::Incomplete(entry) => {
                 let age = SystemTime::now()
                     .duration_since(entry.queued)
                     .unwrap_or_default();
                 if age >= run.orphan_age() {
+                    plan.take(listed.bytes());
                     let verdict = error_verdict(
                         "truncated-qf",
                         "control file is empty or truncated (no \".\" line)",
@@ -151,6 +207,11 @@ pub fn work_pass(
             LockOutcome::Busy | LockOutcome::Replaced | LockOutcome::Vanished => {}
         }
     }
+    // While the pass runs, free.<queue> says when it should end by the fitted timing,
+    // so the feed's eta policy sees a busy queue as busy.
+    let (batch, batch_bytes) = plan.taken();
+    let predicted_end = now_epoch() + timing.predict(batch, batch_bytes) + run.loop_delay;
+    lockfile::write_free(spool, queue, predicted_end)?;
     let options = run.scan_options(queue);
     let cpu_before = cpu_seconds();
     let verdicts: Vec<(Verdict, u64)> = locked
@@ -368,5 +429,53 @@ mod tests {
     fn a_big_message_ends_the_batch_even_if_small_ones_follow() {
         let list = entries(&[1000, 100_000, 10, 10]);
         assert_eq!(plan_batch(&list, TIMING, 10.0, 100), 1);
+    }
+
+    #[test]
+    fn a_pass_passes_over_held_entries_and_still_fills_its_batch() {
+        let (_dir, spool) = crate::queue::testutil::temp_spool(1);
+        let feed1 = spool.queue_dir("feed1").unwrap();
+        let ids = [
+            "ID0000000001",
+            "ID0000000002",
+            "ID0000000003",
+            "ID0000000004",
+        ];
+        for (age, id) in ids.iter().enumerate() {
+            let qf = feed1.join(format!("qf{id}"));
+            std::fs::write(&qf, b"V8\nS<a@example.com>\nRPFD:<b@example.com>\n.\n").unwrap();
+            std::fs::write(feed1.join(format!("df{id}")), b"hello\n").unwrap();
+            let when = SystemTime::now() - Duration::from_secs(100 - age as u64);
+            std::fs::File::options()
+                .write(true)
+                .open(&qf)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
+        }
+        // The oldest entry is held, as the feed holds a moved entry until its move is
+        // durable.
+        let held = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(feed1.join(format!("qf{}", ids[0])))
+            .unwrap();
+        held.try_lock().unwrap();
+        let run = RunConfig {
+            max_batch: 2,
+            ..RunConfig::default()
+        };
+        let mut log = ProcessLog::new("feed1", spool.log_file("feed1"), false);
+        let mut state = WorkState::default();
+        let end = work_pass(&spool, "feed1", &run, &mut log, 1, &mut state, &|| false).unwrap();
+        let PassEnd::Finished(stats, _) = end else {
+            panic!("{end:?}");
+        };
+        assert_eq!(stats.msgs, 2);
+        let out = spool.queue_dir("out").unwrap();
+        assert!(out.join(format!("qf{}", ids[1])).exists());
+        assert!(out.join(format!("qf{}", ids[2])).exists());
+        assert!(feed1.join(format!("qf{}", ids[0])).exists());
+        assert!(feed1.join(format!("qf{}", ids[3])).exists());
     }
 }

@@ -580,7 +580,13 @@ fn the_feed_follows_run_feed_policy() {
         }
         site.queue_message("in", "6ALNNrgA000001", "placed", b"hello\n");
         let mut log = sie::log::ProcessLog::new("feed", site.spool.log_file("feed"), false);
-        sie::feed::feed_pass(&site.spool, &config.run, &mut log).unwrap();
+        sie::feed::feed_pass(
+            &site.spool,
+            &config.run,
+            &mut log,
+            &mut sie::queue::ListingCache::default(),
+        )
+        .unwrap();
         assert_eq!(site.ids(expected), ["6ALNNrgA000001"], "{policy}");
         let number = &expected[4..];
         assert!(

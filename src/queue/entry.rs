@@ -1,9 +1,9 @@
 //! Listing a queue directory: its entries (a `qf` and, normally, its `df`) with sizes and
 //! ages, oldest first, plus the `df` files that have no `qf` beside them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, Metadata};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -62,8 +62,110 @@ impl DirListing {
 /// Lists one queue directory. Names that are not `qf`/`df` files are ignored; files that
 /// vanish while listing (moved by another process) are simply not listed.
 pub fn list_dir(dir: &Path) -> Result<DirListing> {
-    let mut qfs: Vec<(QueueId, Metadata)> = Vec::new();
-    let mut dfs: HashMap<QueueId, Metadata> = HashMap::new();
+    ListingCache::default().list(dir)
+}
+
+/// What the last listing of each directory learned about its files, for a loop that
+/// lists the same queues every pass: a name whose directory entry still points at the
+/// same inode is not statted again, so a backlog costs one stat per file, not one per
+/// file per pass. Only sizes and queue times come from it, for ordering and batch
+/// planning; the entry itself is read under its lock. (A file deleted and re-created
+/// under the same name may get the same inode number back and keep its old size here
+/// until it changes name; queue ids are not reused, and the cost would be a batch
+/// planned on that old size.) A df without a qf is always statted afresh, since its age
+/// decides whether it is quarantined.
+#[derive(Debug, Default)]
+pub struct ListingCache {
+    dirs: HashMap<PathBuf, HashMap<String, KnownFile>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct KnownFile {
+    /// The inode number the directory entry gave (`d_ino`), not `st_ino`: it is what
+    /// the next listing can compare without a stat.
+    ino: u64,
+    len: u64,
+    modified: SystemTime,
+}
+
+impl ListingCache {
+    /// Lists `dir` as `list_dir` does, statting only names it has not seen before.
+    pub fn list(&mut self, dir: &Path) -> Result<DirListing> {
+        let known = self.dirs.entry(dir.to_path_buf()).or_default();
+        let mut seen: HashMap<String, KnownFile> = HashMap::with_capacity(known.len());
+        let mut qfs: Vec<(QueueId, KnownFile)> = Vec::new();
+        let mut dfs: HashMap<QueueId, KnownFile> = HashMap::new();
+        let reader = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+        for item in reader {
+            let item = item.map_err(|e| Error::io(dir, e))?;
+            let name = item.file_name();
+            let Some(name) = name.to_str() else {
+                continue;
+            };
+            let Some((kind, id)) = QueueId::from_file_name(name) else {
+                continue;
+            };
+            if kind != "qf" && kind != "df" {
+                continue;
+            }
+            let ino = item.ino();
+            let file = match known.get(name) {
+                Some(file) if file.ino == ino => *file,
+                _ => match item.metadata() {
+                    Ok(meta) if meta.is_file() => KnownFile {
+                        ino,
+                        len: meta.len(),
+                        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    },
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(Error::io(item.path(), e)),
+                },
+            };
+            seen.insert(name.to_string(), file);
+            if kind == "qf" {
+                qfs.push((id, file));
+            } else {
+                dfs.insert(id, file);
+            }
+        }
+        *known = seen;
+        let mut entries: Vec<Entry> = qfs
+            .into_iter()
+            .map(|(id, qf)| Entry {
+                dir: dir.to_path_buf(),
+                qf_bytes: qf.len,
+                df_bytes: dfs.remove(&id).map(|df| df.len),
+                queued: qf.modified,
+                id,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.queued.cmp(&b.queued).then_with(|| a.id.cmp(&b.id)));
+        let mut orphan_dfs = Vec::new();
+        for id in dfs.into_keys() {
+            orphan_dfs.extend(orphan_df(dir, id)?);
+        }
+        orphan_dfs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(DirListing {
+            entries,
+            orphan_dfs,
+        })
+    }
+}
+
+/// The entries of one queue directory that are not whole: qfs without their df and dfs
+/// without their qf. Found from the names alone (no stat of whole entries), which is
+/// all start-up recovery needs, however long the queue.
+#[derive(Debug, Default)]
+pub struct Unpaired {
+    pub qfs_without_df: Vec<QueueId>,
+    pub orphan_dfs: Vec<OrphanDf>,
+}
+
+/// Lists the entries of `dir` that are not whole.
+pub fn unpaired(dir: &Path) -> Result<Unpaired> {
+    let mut qfs = HashSet::new();
+    let mut dfs = HashSet::new();
     let reader = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for item in reader {
         let item = item.map_err(|e| Error::io(dir, e))?;
@@ -71,49 +173,45 @@ pub fn list_dir(dir: &Path) -> Result<DirListing> {
         let Some((kind, id)) = name.to_str().and_then(QueueId::from_file_name) else {
             continue;
         };
-        if kind != "qf" && kind != "df" {
-            continue;
-        }
-        let meta = match item.metadata() {
-            Ok(meta) if meta.is_file() => meta,
+        match item.file_type() {
+            Ok(kind) if kind.is_file() => {}
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(item.path(), e)),
-        };
-        if kind == "qf" {
-            qfs.push((id, meta));
-        } else {
-            dfs.insert(id, meta);
         }
+        match kind {
+            "qf" => qfs.insert(id),
+            "df" => dfs.insert(id),
+            _ => false,
+        };
     }
-    let mut entries: Vec<Entry> = qfs
-        .into_iter()
-        .map(|(id, meta)| {
-            let df_bytes = dfs.remove(&id).map(|df| df.len());
-            Entry {
-                dir: dir.to_path_buf(),
-                qf_bytes: meta.len(),
-                df_bytes,
-                queued: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                id,
-            }
-        })
-        .collect();
-    entries.sort_by(|a, b| a.queued.cmp(&b.queued).then_with(|| a.id.cmp(&b.id)));
-    let mut orphan_dfs: Vec<OrphanDf> = dfs
-        .into_iter()
-        .map(|(id, meta)| OrphanDf {
-            path: dir.join(id.df_name()),
-            bytes: meta.len(),
-            changed: change_time(&meta),
-            id,
-        })
-        .collect();
+    let mut qfs_without_df: Vec<QueueId> = qfs.difference(&dfs).cloned().collect();
+    qfs_without_df.sort();
+    let mut orphan_dfs = Vec::new();
+    for id in dfs.difference(&qfs) {
+        orphan_dfs.extend(orphan_df(dir, id.clone())?);
+    }
     orphan_dfs.sort_by(|a, b| a.id.cmp(&b.id));
-    Ok(DirListing {
-        entries,
+    Ok(Unpaired {
+        qfs_without_df,
         orphan_dfs,
     })
+}
+
+/// The df `id` in `dir`, statted now, when it is still there and a plain file.
+fn orphan_df(dir: &Path, id: QueueId) -> Result<Option<OrphanDf>> {
+    let path = dir.join(id.df_name());
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(Some(OrphanDf {
+            bytes: meta.len(),
+            changed: change_time(&meta),
+            path,
+            id,
+        })),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 fn change_time(meta: &Metadata) -> SystemTime {
@@ -157,5 +255,42 @@ mod tests {
         assert_eq!(listing.orphan_dfs.len(), 1);
         assert_eq!(listing.orphan_dfs[0].id.as_str(), "LONELY00000001");
         assert_eq!(listing.total_bytes(), 110 + 220 + 30);
+    }
+
+    #[test]
+    fn a_cached_listing_sees_new_replaced_and_gone_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        touch(&d.join("qfA00000000001"), 10, 50);
+        touch(&d.join("dfA00000000001"), 100, 50);
+        touch(&d.join("qfB00000000001"), 20, 40);
+        touch(&d.join("dfB00000000001"), 200, 40);
+        let mut cache = ListingCache::default();
+        let first = cache.list(d).unwrap();
+        assert_eq!(first.total_bytes(), 330);
+
+        // A replaced qf (a new inode, as sendmail's tf rename makes) is statted again;
+        // a removed entry is gone; a new one appears; a df left alone is an orphan with
+        // its current size.
+        touch(&d.join("qfA00000000001.new"), 15, 5);
+        fs::rename(d.join("qfA00000000001.new"), d.join("qfA00000000001")).unwrap();
+        fs::remove_file(d.join("qfB00000000001")).unwrap();
+        touch(&d.join("qfC00000000001"), 30, 30);
+        touch(&d.join("dfC00000000001"), 300, 30);
+        let second = cache.list(d).unwrap();
+        let fresh = list_dir(d).unwrap();
+        let summary = |l: &DirListing| -> Vec<(String, u64, Option<u64>, SystemTime)> {
+            l.entries
+                .iter()
+                .map(|e| (e.id.to_string(), e.qf_bytes, e.df_bytes, e.queued))
+                .collect()
+        };
+        assert_eq!(summary(&second), summary(&fresh));
+        let ids: Vec<_> = second.entries.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["C00000000001", "A00000000001"]);
+        assert_eq!(second.entries[1].qf_bytes, 15);
+        assert_eq!(second.orphan_dfs.len(), 1);
+        assert_eq!(second.orphan_dfs[0].id.as_str(), "B00000000001");
+        assert_eq!(second.orphan_dfs[0].bytes, 200);
     }
 }

@@ -106,7 +106,13 @@ pub fn lock_entry(dir: &Path, id: &QueueId) -> Result<LockOutcome> {
             .map_err(|e| Error::io(&path, e))?;
         &tail == b"\n.\n"
     } else {
-        file.read_to_end(&mut qf).map_err(|e| Error::io(&path, e))?;
+        // Sized from the fstat above, read through `take`: `File::read_to_end` would
+        // fstat and lseek again to size the buffer itself.
+        qf.reserve_exact(qf_len as usize + 1);
+        (&file)
+            .take(MAX_QF_BYTES + 1)
+            .read_to_end(&mut qf)
+            .map_err(|e| Error::io(&path, e))?;
         qf.ends_with(b"\n.\n") || qf == b".\n"
     };
     let entry = LockedEntry {

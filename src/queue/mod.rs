@@ -18,7 +18,7 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-pub use entry::{DirListing, Entry, list_dir};
+pub use entry::{DirListing, Entry, ListingCache, list_dir};
 pub use flock::{LockOutcome, LockedEntry, lock_entry};
 pub use id::QueueId;
 pub use mv::{MoveBatch, move_entry, move_with_result};

@@ -4,9 +4,12 @@
 //! recovery reunites.
 
 use std::collections::BTreeSet;
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
 
 use super::durable::sync_dir;
 use super::{Error, LockedEntry, Result, Spool};
@@ -42,6 +45,9 @@ pub fn move_with_result(
 pub struct MoveBatch {
     dirs: BTreeSet<PathBuf>,
     moves: usize,
+    /// The spool's move guard, shared, from the first move until `sync`: one lock per
+    /// batch instead of one per move.
+    guard: Option<File>,
 }
 
 impl MoveBatch {
@@ -62,36 +68,42 @@ impl MoveBatch {
         entry: &mut LockedEntry,
         to_dir: &Path,
     ) -> Result<()> {
-        let _guard = spool.move_guard(false)?;
+        if self.guard.is_none() {
+            self.guard = Some(spool.move_guard(false)?);
+        }
         let from_dir = entry.dir.clone();
         if from_dir == to_dir {
             return Ok(());
         }
-        let queue = to_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for name in [entry.id.qf_name(), entry.id.df_name()] {
-            if to_dir.join(&name).symlink_metadata().is_ok() {
-                return Err(Error::Exists {
-                    id: entry.id.clone(),
-                    queue,
-                });
-            }
-        }
+        let exists = || Error::Exists {
+            id: entry.id.clone(),
+            queue: to_dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
         let df_from = entry.df_path();
         let df_to = to_dir.join(entry.id.df_name());
-        match fs::rename(&df_from, &df_to) {
+        let qf_from = entry.qf_path();
+        let qf_to = to_dir.join(entry.id.qf_name());
+        // A df moved in beside another entry's qf, even for a moment, would be read as
+        // that entry's body: check the qf's name before moving anything.
+        if qf_to.symlink_metadata().is_ok() {
+            return Err(exists());
+        }
+        match rename_no_replace(&df_from, &df_to) {
             Ok(()) => {}
             // A missing df is the caller's to judge (it sends such entries to `error`).
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Err(exists()),
             Err(e) => return Err(Error::io(df_from, e)),
         }
-        let qf_from = entry.qf_path();
-        let qf_to = to_dir.join(entry.id.qf_name());
-        if let Err(e) = fs::rename(&qf_from, &qf_to) {
+        if let Err(e) = rename_no_replace(&qf_from, &qf_to) {
             // Put the df back so the entry stays whole where it was.
-            let _ = fs::rename(&df_to, &df_from);
+            let _ = rename_no_replace(&df_to, &df_from);
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                return Err(exists());
+            }
             return Err(Error::io(qf_from, e));
         }
         entry.dir = to_dir.to_path_buf();
@@ -126,7 +138,23 @@ impl MoveBatch {
             sync_dir(&dir).map_err(|e| Error::io(&dir, e))?;
         }
         self.moves = 0;
+        self.guard = None;
         Ok(())
+    }
+}
+
+/// Renames `from` to `to` unless `to` exists (`AlreadyExists`), in one step where the
+/// file system can (`RENAME_NOREPLACE`), else by looking first.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(Errno::EINVAL | Errno::ENOSYS) => {
+            if to.symlink_metadata().is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(from, to)
+        }
+        Err(errno) => Err(io::Error::from(errno)),
     }
 }
 
@@ -176,5 +204,35 @@ mod tests {
         assert!(err.to_string().contains("6ALNNrgA023896"));
         assert_eq!(fs::read(out.join("df6ALNNrgA023896")).unwrap(), b"other\n");
         assert!(entry.qf_path().exists() && entry.df_path().exists());
+    }
+
+    #[test]
+    fn refuses_when_only_the_qf_name_is_taken_and_moves_nothing() {
+        let (_dir, spool, id) = spool_with_entry("6ALNNrgA023896");
+        let out = spool.queue_dir("out").unwrap();
+        fs::write(out.join("qf6ALNNrgA023896"), b"V8\n.\n").unwrap();
+        let mut entry = lock(&spool, "in", &id);
+        let err = move_entry(&spool, &mut entry, &out).unwrap_err();
+        assert!(matches!(err, Error::Exists { .. }), "{err}");
+        assert!(!out.join("df6ALNNrgA023896").exists());
+        assert!(entry.qf_path().exists() && entry.df_path().exists());
+    }
+
+    #[test]
+    fn a_batch_holds_the_move_guard_until_it_is_synced() {
+        let (_dir, spool, id) = spool_with_entry("6ALNNrgA023896");
+        let mut entry = lock(&spool, "in", &id);
+        let mut batch = MoveBatch::default();
+        batch
+            .move_entry(&spool, &mut entry, &spool.queue_dir("out").unwrap())
+            .unwrap();
+        let guard_path = spool.locks_dir().join("spool");
+        let recovery = fs::File::options().write(true).open(&guard_path).unwrap();
+        assert!(
+            recovery.try_lock().is_err(),
+            "recovery must wait for the batch"
+        );
+        batch.sync().unwrap();
+        recovery.try_lock().unwrap();
     }
 }

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::durable::sync_dir;
-use super::entry::OrphanDf;
-use super::{Error, LockOutcome, QueueId, Result, Spool, list_dir, lock_entry};
+use super::entry::{OrphanDf, unpaired};
+use super::{Error, LockOutcome, QueueId, Result, Spool, lock_entry};
 
 /// What one recovery run did, for the process log.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ pub fn recover_spool(spool: &Spool, orphan_age: Duration) -> Result<Recovery> {
     for queue in spool.queue_names() {
         let dir = spool.queue_dir(&queue)?;
         if dir.is_dir() {
-            listings.push((dir.clone(), list_dir(&dir)?));
+            listings.push((dir.clone(), unpaired(&dir)?));
         }
     }
     let mut orphans: Vec<OrphanDf> = listings
@@ -38,30 +38,30 @@ pub fn recover_spool(spool: &Spool, orphan_age: Duration) -> Result<Recovery> {
         .flat_map(|(_, listing)| listing.orphan_dfs.iter().cloned())
         .collect();
     for (dir, listing) in &listings {
-        for entry in listing.entries.iter().filter(|e| e.df_bytes.is_none()) {
-            let Some(pos) = orphans.iter().position(|o| o.id == entry.id) else {
+        for id in &listing.qfs_without_df {
+            let Some(pos) = orphans.iter().position(|o| o.id == *id) else {
                 continue;
             };
             let (LockOutcome::Locked(locked) | LockOutcome::Incomplete(locked)) =
-                lock_entry(dir, &entry.id)?
+                lock_entry(dir, id)?
             else {
                 recovery.left_alone.push(format!(
                     "{}: qf in {} is in use; its df in {} is left for later",
-                    entry.id,
+                    id,
                     dir.display(),
                     orphans[pos].path.display()
                 ));
                 continue;
             };
             let orphan = orphans.remove(pos);
-            let target = dir.join(entry.id.df_name());
+            let target = dir.join(id.df_name());
             fs::rename(&orphan.path, &target).map_err(|e| Error::io(&orphan.path, e))?;
             sync_dir(dir).map_err(|e| Error::io(dir, e))?;
             let from_dir = orphan.path.parent().unwrap_or(Path::new("."));
             sync_dir(from_dir).map_err(|e| Error::io(from_dir, e))?;
             recovery
                 .reunited
-                .push((entry.id.clone(), orphan.path.clone(), dir.clone()));
+                .push((id.clone(), orphan.path.clone(), dir.clone()));
             drop(locked);
         }
     }

@@ -67,16 +67,8 @@ pub fn plan_batch(
     maxpass: f64,
     max_batch: usize,
 ) -> usize {
-    let mut bytes = 0u64;
-    let mut taken = 0usize;
-    for size in sizes.take(max_batch) {
-        bytes += size;
-        if taken > 0 && timing.predict(taken + 1, bytes) > maxpass {
-            break;
-        }
-        taken += 1;
-    }
-    taken
+    let mut plan = crate::work::BatchPlan::new(timing, maxpass, max_batch);
+    sizes.take_while(|&size| plan.take(size)).count()
 }
 
 #[derive(Debug, Clone)]
