@@ -26,19 +26,21 @@ fn replace(path: &Path, contents: &[u8], mode: u32, durable: bool) -> io::Result
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     // pid + sequence: a leftover temp file of a crashed process with a reused pid is
     // still not reused, because create_new refuses it and the sequence moves on.
-    let temp = loop {
+    let (temp, mut file) = loop {
         let seq = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let candidate = dir.join(format!(".tmp.{name}.{}.{seq}", std::process::id()));
-        if !candidate.exists() {
-            break candidate;
-        }
-    };
-    let result = (|| {
-        let mut file = OpenOptions::new()
+        match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
-            .open(&temp)?;
+            .open(&candidate)
+        {
+            Ok(file) => break (candidate, file),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    let result = (|| {
         file.write_all(contents)?;
         if durable {
             file.sync_all()?;

@@ -180,13 +180,20 @@ impl Spool {
     /// Writes the result file that says why message `id` went to `queue`.
     pub fn write_result(&self, queue: &str, id: &QueueId, text: &str) -> Result<()> {
         let dir = self.results_dir(queue);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| Error::io(&dir, e))?;
         let path = dir.join(id.as_str());
-        durable::write_atomic(&path, text.as_bytes(), 0o600).map_err(|e| Error::io(path, e))
+        match durable::write_atomic(&path, text.as_bytes(), 0o600) {
+            // The directory is made at start-up; it is made again only if it went away.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| Error::io(&dir, e))?;
+                durable::write_atomic(&path, text.as_bytes(), 0o600)
+            }
+            written => written,
+        }
+        .map_err(|e| Error::io(path, e))
     }
 
     /// Shared while an entry moves; exclusive while start-up recovery looks for split
@@ -227,5 +234,18 @@ mod tests {
         assert!(spool.queue_dir("feed5").is_ok());
         assert!(spool.queue_dir("feed6").is_err());
         assert!(spool.queue_dir("../in").is_err());
+    }
+
+    #[test]
+    fn a_result_file_is_written_even_when_its_directory_went_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::new(dir.path().join("queues"), 1);
+        spool.ensure_tree().unwrap();
+        let id = QueueId::parse("6ALNNrgA023896").unwrap();
+        spool.write_result("spam", &id, "verdict: spam\n").unwrap();
+        fs::remove_dir_all(spool.results_dir("spam")).unwrap();
+        spool.write_result("spam", &id, "verdict: spam\n").unwrap();
+        let text = fs::read_to_string(spool.results_dir("spam").join(id.as_str())).unwrap();
+        assert_eq!(text, "verdict: spam\n");
     }
 }
