@@ -14,7 +14,7 @@ pub struct UuFile {
 
 /// Iterator over the uuencoded files of a text, in order.
 pub struct UuFiles<'a> {
-    lines: std::slice::Split<'a, u8, fn(&u8) -> bool>,
+    lines: Lines<'a>,
 }
 
 /// The uuencoded files in `text`.
@@ -26,12 +26,49 @@ pub struct UuFiles<'a> {
 /// its first bytes can carry a signature.
 pub fn uu_files(text: &[u8]) -> UuFiles<'_> {
     UuFiles {
-        lines: text.split(is_newline as fn(&u8) -> bool),
+        lines: Lines { text, at: Some(0) },
     }
 }
 
-fn is_newline(byte: &u8) -> bool {
-    *byte == b'\n'
+/// The lines of a text split at `\n`, as `split` gives them (a last, empty
+/// line after a final newline included), found with `memchr`.
+struct Lines<'a> {
+    text: &'a [u8],
+    /// Start of the next line; `None` once the last line was given.
+    at: Option<usize>,
+}
+
+impl<'a> Lines<'a> {
+    /// Moves to the next line that starts with `prefix`, skipping the lines
+    /// before it without reading them one by one: most texts hold no
+    /// uuencoded file, and a search for the keyword passes over them at once.
+    fn skip_to_prefix(&mut self, prefix: &[u8]) -> Option<()> {
+        let start = self.at?;
+        let rest = &self.text[start..];
+        let found = memchr::memmem::find_iter(rest, prefix)
+            .find(|&offset| offset == 0 || rest[offset - 1] == b'\n');
+        self.at = found.map(|offset| start + offset);
+        found.map(|_| ())
+    }
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let start = self.at?;
+        let rest = &self.text[start..];
+        match memchr::memchr(b'\n', rest) {
+            Some(end) => {
+                self.at = Some(start + end + 1);
+                Some(&rest[..end])
+            }
+            None => {
+                self.at = None;
+                Some(rest)
+            }
+        }
+    }
 }
 
 impl Iterator for UuFiles<'_> {
@@ -39,6 +76,8 @@ impl Iterator for UuFiles<'_> {
 
     fn next(&mut self) -> Option<UuFile> {
         loop {
+            // Both keywords start with `begin`.
+            self.lines.skip_to_prefix(b"begin")?;
             let line = strip_cr(self.lines.next()?);
             if let Some(name) = begin_line(line, b"begin ") {
                 return Some(UuFile {
@@ -202,6 +241,16 @@ mod tests {
         // first byte and 4 bits of the second, the rest is zero.
         let found = files(b"begin 644 a\n#0V\nend\n");
         assert_eq!(found[0].data, [b'C', 0x60, 0]);
+    }
+
+    #[test]
+    fn begin_opens_a_block_only_at_the_start_of_a_line() {
+        assert!(files(b"xbegin 644 a\n#0V%T\nend\n").is_empty());
+        assert!(files(b"say begin 644 a\n#0V%T\nend\n").is_empty());
+        let found = files(b"begin\nbegin 9 no\nbegins\r\nbegin 644 a\n#0V%T\nend\n");
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].name, "a");
+        assert_eq!(files(b"\nbegin 644 b\n#0V%T")[0].data, b"Cat");
     }
 
     #[test]
