@@ -11,39 +11,50 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 pub fn qp_decode(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     let mut index = 0;
+    // Text up to the next `=` or line end is copied whole: only the blanks that end
+    // a line need a look.
     while index < input.len() {
-        let byte = input[index];
-        if byte == b' ' || byte == b'\t' {
-            let blanks = input[index..]
+        let rest = &input[index..];
+        let Some(stop) = memchr::memchr2(b'=', b'\n', rest) else {
+            out.extend_from_slice(rest);
+            break;
+        };
+        let text = &rest[..stop];
+        if rest[stop] == b'\n' {
+            let (text, cr) = match text.strip_suffix(b"\r") {
+                Some(text) => (text, &b"\r"[..]),
+                None => (text, &b""[..]),
+            };
+            let blanks = text
                 .iter()
+                .rev()
                 .take_while(|b| **b == b' ' || **b == b'\t')
                 .count();
-            let after = &input[index + blanks..];
-            if !(after.starts_with(b"\n") || after.starts_with(b"\r\n")) {
-                out.extend_from_slice(&input[index..index + blanks]);
-            }
-            index += blanks;
+            out.extend_from_slice(&text[..text.len() - blanks]);
+            out.extend_from_slice(cr);
+            out.push(b'\n');
+            index += stop + 1;
             continue;
         }
-        if byte == b'=' {
-            let after = &input[index + 1..];
-            if after.starts_with(b"\n") {
-                index += 2;
-                continue;
-            }
-            if after.starts_with(b"\r\n") {
-                index += 3;
-                continue;
-            }
-            if let [high, low, ..] = after
-                && let (Some(high), Some(low)) = (hex_value(*high), hex_value(*low))
-            {
-                out.push(high << 4 | low);
-                index += 3;
-                continue;
-            }
+        out.extend_from_slice(text);
+        index += stop;
+        let after = &input[index + 1..];
+        if after.starts_with(b"\n") {
+            index += 2;
+            continue;
         }
-        out.push(byte);
+        if after.starts_with(b"\r\n") {
+            index += 3;
+            continue;
+        }
+        if let [high, low, ..] = after
+            && let (Some(high), Some(low)) = (hex_value(*high), hex_value(*low))
+        {
+            out.push(high << 4 | low);
+            index += 3;
+            continue;
+        }
+        out.push(b'=');
         index += 1;
     }
     out
@@ -293,6 +304,60 @@ pub fn decode_header(name: &str, value_in: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The decoder a byte at a time, as it reads in SpamAssassin's source.
+    fn qp_decode_bytewise(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut index = 0;
+        while index < input.len() {
+            let byte = input[index];
+            if byte == b' ' || byte == b'\t' {
+                let blanks = input[index..]
+                    .iter()
+                    .take_while(|b| **b == b' ' || **b == b'\t')
+                    .count();
+                let after = &input[index + blanks..];
+                if !(after.starts_with(b"\n") || after.starts_with(b"\r\n")) {
+                    out.extend_from_slice(&input[index..index + blanks]);
+                }
+                index += blanks;
+                continue;
+            }
+            if byte == b'=' {
+                let after = &input[index + 1..];
+                if after.starts_with(b"\n") {
+                    index += 2;
+                    continue;
+                }
+                if after.starts_with(b"\r\n") {
+                    index += 3;
+                    continue;
+                }
+                if let [high, low, ..] = after
+                    && let (Some(high), Some(low)) = (hex_value(*high), hex_value(*low))
+                {
+                    out.push(high << 4 | low);
+                    index += 3;
+                    continue;
+                }
+            }
+            out.push(byte);
+            index += 1;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_printable_agrees_with_the_bytewise_decoder(
+            input in proptest::collection::vec(
+                proptest::sample::select(b"=\r\n \taF3z".to_vec()),
+                0..60,
+            )
+        ) {
+            proptest::prop_assert_eq!(qp_decode(&input), qp_decode_bytewise(&input));
+        }
+    }
 
     #[test]
     fn quoted_printable_like_spamassassin() {

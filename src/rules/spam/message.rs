@@ -16,6 +16,7 @@
 //! multipart and 10,000 parts per message.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::VecDeque;
 
 use super::charset::{base64_decode, decode_header, normalize, qp_decode};
@@ -50,6 +51,9 @@ pub struct Node {
     /// `None` for a leaf.
     pub children: Option<Vec<usize>>,
     raw: Vec<u8>,
+    /// [`Node::decoded`], kept once computed; `None` inside when the raw bytes
+    /// are the decoded ones.
+    decoded: OnceCell<Option<Vec<u8>>>,
 }
 
 impl Node {
@@ -65,23 +69,34 @@ impl Node {
         self.header_values(lname).last()
     }
 
-    /// Content-Transfer-Encoding decoding, as `Message::Node::decode`.
-    pub fn decode(&self) -> Vec<u8> {
+    /// The body with its Content-Transfer-Encoding decoded, computed on first use:
+    /// `body` and `rawbody` rules both read the textual leaves.
+    pub fn decoded(&self) -> &[u8] {
+        let decoded = self.decoded.get_or_init(|| match self.decode() {
+            Cow::Owned(decoded) => Some(decoded),
+            Cow::Borrowed(_) => None,
+        });
+        decoded.as_deref().unwrap_or(&self.raw)
+    }
+
+    /// Content-Transfer-Encoding decoding, as `Message::Node::decode`; the raw bytes
+    /// themselves for other encodings.
+    fn decode(&self) -> Cow<'_, [u8]> {
         let encoding = self
             .last_header(b"content-transfer-encoding")
             .map(|v| v.to_ascii_lowercase())
             .unwrap_or_default();
         match encoding.as_slice() {
-            b"quoted-printable" => crlf_to_lf(&qp_decode(&self.raw)),
+            b"quoted-printable" => Cow::Owned(crlf_to_lf(&qp_decode(&self.raw))),
             b"base64" => {
                 let decoded = base64_decode(&self.raw);
                 if self.ctype.starts_with("text/") || self.ctype.starts_with("message/") {
-                    crlf_to_lf(&decoded)
+                    Cow::Owned(crlf_to_lf(&decoded))
                 } else {
-                    decoded
+                    Cow::Owned(decoded)
                 }
             }
-            _ => self.raw.clone(),
+            _ => Cow::Borrowed(&self.raw),
         }
     }
 
@@ -214,10 +229,12 @@ impl Message {
             let ctype = self.nodes[node].ctype.clone();
             let is_message = ctype == "message/rfc822" || ctype == "message/global";
             if is_message && subparse > 0 && self.nodes.len() < MAX_NODES {
-                let decoded = self.nodes[node].decode();
-                if !decoded.is_empty() {
+                let head = {
+                    let decoded = self.nodes[node].decode();
                     // The decoded text lives only in this loop: its lines are copied.
-                    let head = read_head(&decoded).into_owned();
+                    (!decoded.is_empty()).then(|| read_head(&decoded).into_owned())
+                };
+                if let Some(head) = head {
                     let job = self.add_message_node(head, subparse - 1);
                     self.nodes[node].children = Some(vec![job.node]);
                     self.nodes[node].raw = Vec::new();
@@ -386,10 +403,10 @@ impl Message {
         if kind != "text/plain" && kind != "text/html" {
             return None;
         }
-        let decoded = node.decode();
+        let decoded = node.decoded();
         let charset = node.charset.as_deref().unwrap_or("us-ascii");
         let wide = decoded.iter().any(|b| *b >= 0x80);
-        let text = String::from_utf8(normalize(&decoded, charset, false))
+        let text = String::from_utf8(normalize(decoded, charset, false))
             .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         if kind == "text/html" && !decoded.is_empty() {
             let page = html::render(&text);
@@ -461,8 +478,8 @@ impl Message {
             if !is_textual(node.effective_type()) || node.ctype == "text/calendar" {
                 continue;
             }
-            let decoded = truncate_bytes(node.decode(), RAWBODY_PART_SCAN_SIZE);
-            chunks.extend(split_short_paragraphs(&decoded));
+            let decoded = truncate_bytes(node.decoded(), RAWBODY_PART_SCAN_SIZE);
+            chunks.extend(split_short_paragraphs(decoded));
         }
         chunks
     }
@@ -478,13 +495,17 @@ fn is_textual(kind: &str) -> bool {
     })
 }
 
+/// Drops every `\r` that a `\n` follows, copying the text between them whole.
 fn crlf_to_lf(bytes: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len());
-    for (index, &byte) in bytes.iter().enumerate() {
-        if !(byte == b'\r' && bytes.get(index + 1) == Some(&b'\n')) {
-            out.push(byte);
+    let mut start = 0;
+    for cr in memchr::memchr_iter(b'\r', bytes) {
+        if bytes.get(cr + 1) == Some(&b'\n') {
+            out.extend_from_slice(&bytes[start..cr]);
+            start = cr + 1;
         }
     }
+    out.extend_from_slice(&bytes[start..]);
     out
 }
 
@@ -778,7 +799,7 @@ fn truncate_chars<'t>(text: &'t str, limit: usize, breaks: &[char]) -> &'t str {
     &text[..cut]
 }
 
-fn truncate_bytes(mut bytes: Vec<u8>, limit: usize) -> Vec<u8> {
+fn truncate_bytes(bytes: &[u8], limit: usize) -> &[u8] {
     if bytes.len() <= limit {
         return bytes;
     }
@@ -786,12 +807,10 @@ fn truncate_bytes(mut bytes: Vec<u8>, limit: usize) -> Vec<u8> {
         if let Some(found) = bytes[limit..].iter().position(|b| *b == mark)
             && found <= 1024
         {
-            bytes.truncate(limit + found + 1);
-            return bytes;
+            return &bytes[..limit + found + 1];
         }
     }
-    bytes.truncate(limit);
-    bytes
+    &bytes[..limit]
 }
 
 /// Paragraph breaks (a newline run with at least two newlines, whitespace between
@@ -1023,6 +1042,12 @@ mod tests {
         assert_eq!(message.headers()[0].raw, b" x\n");
         assert_eq!(message.pristine, b"Subject: x\r\n\r\nbody\r\n");
         assert_eq!(body("Subject: x\r\n\r\nbody\r\n"), ["x\n", "body "]);
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_cr_stays() {
+        assert_eq!(crlf_to_lf(b"a\r\nb\r\r\nc\rd\r"), b"a\nb\r\nc\rd\r");
+        assert_eq!(crlf_to_lf(b""), b"");
     }
 
     #[test]
