@@ -65,6 +65,51 @@ pub(super) struct AnchorIndex {
     /// in one (they are skipped), `Some(Some(searcher))` for the few anchors that
     /// can, `None` when too many can (runs are scanned like anything else).
     in_base64: Option<Option<packed::Searcher>>,
+    /// For a set of few anchors (every case form counted), a SIMD searcher for them
+    /// all: the positions it stops at are probed, the bytes between them are passed
+    /// over at a fraction of a probe per byte. `None` for larger sets.
+    few: Option<packed::Searcher>,
+}
+
+/// More anchors than this (each case form of an `::i` anchor counting as one), or
+/// one shorter than two bytes, and the whole buffer is probed byte by byte: the SIMD
+/// searcher holds 64 patterns and stops too often on single bytes.
+const MAX_FEW_ANCHORS: usize = 64;
+
+/// The searcher for every anchor of a small set (see `few`); `keys` as for
+/// [`AnchorIndex::new`], lower-cased when `nocase`.
+fn few_searcher(keys: &[u32], nocase: bool) -> Option<packed::Searcher> {
+    if keys.len() > MAX_FEW_ANCHORS {
+        return None;
+    }
+    let mut anchors: Vec<Vec<u8>> = Vec::new();
+    for &key in keys {
+        let len = (key >> 24) as usize;
+        if len < 2 {
+            return None;
+        }
+        let anchor = (key & 0xff_ffff).to_be_bytes()[4 - len..].to_vec();
+        let mut forms = vec![anchor];
+        if nocase {
+            for at in 0..len {
+                let upper: Vec<Vec<u8>> = forms
+                    .iter()
+                    .filter(|form| form[at].is_ascii_lowercase())
+                    .map(|form| {
+                        let mut form = form.clone();
+                        form[at] = form[at].to_ascii_uppercase();
+                        form
+                    })
+                    .collect();
+                forms.extend(upper);
+            }
+        }
+        anchors.extend(forms);
+        if anchors.len() > MAX_FEW_ANCHORS {
+            return None;
+        }
+    }
+    packed::Config::new().builder().extend(&anchors).build()
 }
 
 /// More anchors made of base64 text than this, and runs of it are not worth
@@ -134,6 +179,7 @@ impl AnchorIndex {
             long_prefixes,
             nocase,
             in_base64: if nocase { None } else { base64_searcher(keys) },
+            few: few_searcher(keys, nocase),
         }
     }
 
@@ -144,11 +190,38 @@ impl AnchorIndex {
         buf: &[u8],
         mut found: impl FnMut(usize, u32) -> ControlFlow<()>,
     ) {
+        let lower = |b: u8| b.to_ascii_lowercase();
+        if let Some(searcher) = &self.few {
+            let _ = if self.nocase {
+                self.scan_where_found(buf, searcher, lower, &mut found)
+            } else {
+                self.scan_where_found(buf, searcher, |b| b, &mut found)
+            };
+            return;
+        }
         if self.nocase {
-            let _ = self.scan(buf, 0..buf.len(), |b| b.to_ascii_lowercase(), &mut found);
+            let _ = self.scan(buf, 0..buf.len(), lower, &mut found);
         } else {
             let _ = self.scan_skipping_base64(buf, &mut found);
         }
+    }
+
+    /// Probes only the positions where `searcher` finds an anchor, in order: the
+    /// searcher reports the leftmost start, so searching again one byte further
+    /// misses none, overlapping ones included.
+    fn scan_where_found(
+        &self,
+        buf: &[u8],
+        searcher: &packed::Searcher,
+        fold: impl Fn(u8) -> u8,
+        found: &mut impl FnMut(usize, u32) -> ControlFlow<()>,
+    ) -> ControlFlow<()> {
+        let mut from = 0;
+        while let Some(m) = searcher.find_in(buf, Span::from(from..buf.len())) {
+            self.scan(buf, m.start()..m.start() + 1, &fold, found)?;
+            from = m.start() + 1;
+        }
+        ControlFlow::Continue(())
     }
 
     /// Inside a run of base64 text (encoded attachments in a raw message) only the
@@ -340,12 +413,21 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         let keys: Vec<u32> = sorted.iter().map(|&(key, _)| key).collect();
-        let index = AnchorIndex::new(&keys, nocase);
-        let mut hits = Vec::new();
-        index.for_each_match(buf, |at, id| {
-            hits.push((at, sorted[id as usize].1.to_vec()));
-            ControlFlow::Continue(())
-        });
+        let mut index = AnchorIndex::new(&keys, nocase);
+        let scan = |index: &AnchorIndex| {
+            let mut hits = Vec::new();
+            index.for_each_match(buf, |at, id| {
+                hits.push((at, sorted[id as usize].1.to_vec()));
+                ControlFlow::Continue(())
+            });
+            hits
+        };
+        let mut hits = scan(&index);
+        // The byte-by-byte probe, which sets of many anchors get, finds the same.
+        let searched = index.few.take().is_some();
+        if searched {
+            assert_eq!(scan(&index), hits, "searched and probed alike");
+        }
         let starts: Vec<usize> = hits.iter().map(|&(at, _)| at).collect();
         assert!(starts.is_sorted(), "by increasing start");
         hits.sort();
@@ -437,6 +519,21 @@ mod tests {
             anchors.sort();
             anchors.dedup();
             proptest::prop_assert_eq!(indexed(&anchors, &buf, false), naive(&anchors, &buf, false));
+        }
+
+        #[test]
+        fn agrees_with_the_naive_search_in_any_case(
+            anchors in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(b"abc1".to_vec()), 2..=3),
+                1..8,
+            ),
+            buf in proptest::collection::vec(proptest::sample::select(b"abcABC1 ".to_vec()), 0..100),
+            nocase in proptest::prelude::any::<bool>(),
+        ) {
+            let mut anchors: Vec<&[u8]> = anchors.iter().map(Vec::as_slice).collect();
+            anchors.sort();
+            anchors.dedup();
+            proptest::prop_assert_eq!(indexed(&anchors, &buf, nocase), naive(&anchors, &buf, nocase));
         }
 
         #[test]
