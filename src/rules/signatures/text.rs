@@ -150,20 +150,28 @@ pub(crate) fn is_text(data: &[u8]) -> bool {
     is_ascii_text(head) || is_utf8_text(head) || is_utf16_text(head)
 }
 
-/// What [`normalise`] writes for each byte: `b' '` for white space (a run of
-/// it becomes one space), the byte lower-cased, or 0 for a byte it drops.
-const NORMALISED: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        table[b] = match b as u8 {
-            9..=13 | b' ' => b' ',
-            byte @ 0x21..=0x7e => byte.to_ascii_lowercase(),
-            _ => 0,
-        };
-        b += 1;
+/// [`normalise`] as a two-state machine (state 1: inside a white-space run) over
+/// every byte: each step holds the byte to write (low 8 bits), whether to keep it
+/// (bit 8) and the next state (bit 9).
+const NORMALISE_STEPS: [[u16; 256]; 2] = {
+    let mut steps = [[0u16; 256]; 2];
+    let mut state = 0;
+    while state < 2 {
+        let mut b = 0;
+        while b < 256 {
+            let byte = b as u8;
+            steps[state][b] = match byte {
+                9..=13 | b' ' if state == 0 => b' ' as u16 | 1 << 8 | 1 << 9,
+                9..=13 | b' ' => b' ' as u16 | 1 << 9,
+                0x21..=0x7e => byte.to_ascii_lowercase() as u16 | 1 << 8,
+                // Dropped: the state stays.
+                _ => (state as u16) << 9,
+            };
+            b += 1;
+        }
+        state += 1;
     }
-    table
+    steps
 };
 
 /// The normalised text: upper case to lower case, runs of `\t \n \v \f \r` and space
@@ -172,15 +180,14 @@ const NORMALISED: [u8; 256] = {
 pub(crate) fn normalise(data: &[u8]) -> Vec<u8> {
     let mut out = vec![0u8; data.len()];
     let mut len = 0;
-    let mut in_space = false;
+    let mut state = 0;
     for &b in data {
-        let mapped = NORMALISED[usize::from(b)];
-        // Every byte is written and kept by moving `len` past it: no branch that
-        // depends on the text, which is most of the cost on mixed prose.
-        out[len] = mapped;
-        let is_space = mapped == b' ';
-        len += usize::from(mapped != 0 && !(is_space && in_space));
-        in_space = if mapped == 0 { in_space } else { is_space };
+        let step = NORMALISE_STEPS[state][usize::from(b)];
+        // Every byte is written and kept by moving `len` past it: one table load
+        // and no branch that depends on the text.
+        out[len] = step as u8;
+        len += usize::from(step >> 8) & 1;
+        state = usize::from(step >> 9) & 1;
     }
     out.truncate(len);
     out
