@@ -32,7 +32,13 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
+use regex::bytes::Regex;
+use regex_automata::meta::{Config as SetConfig, Regex as SetRegex};
+use regex_automata::nfa::thompson::WhichCaptures;
+use regex_automata::util::prefilter::Prefilter;
+use regex_automata::util::syntax;
+use regex_automata::{Input, MatchKind, PatternSet};
+use regex_syntax::hir::literal::Extractor;
 
 use self::config::{Definition, Loader, Test};
 use self::header::HeaderSpec;
@@ -157,7 +163,9 @@ struct Info {
 /// on most messages. Rules that may hit are then counted one by one as before.
 #[derive(Debug)]
 struct BodyFilter {
-    set: RegexSet,
+    /// The rules' patterns as one overlapping set, as `regex::bytes::RegexSet`
+    /// builds them, with the prefilter of [`start_prefilter`].
+    set: SetRegex,
     /// Position in the set of each rule (by index into `SpamRules::rules`).
     slot: Vec<Option<usize>>,
 }
@@ -166,6 +174,51 @@ struct BodyFilter {
 struct BodyMatches {
     subject: Vec<bool>,
     rest: Vec<bool>,
+}
+
+/// Bytes of each literal a match starts with that the prefilter looks for.
+const START_LEN: usize = 4;
+
+/// More distinct starts than this and the searcher for them would be a slow
+/// automaton (an NFA); shorter starts are tried first.
+const MAX_STARTS: usize = 500;
+
+/// A searcher for the places where a match of one of `patterns` can start: the
+/// first bytes of every literal some match begins with (from `regex-syntax`'s
+/// prefix extraction, case forms included), cut to at most [`START_LEN`] bytes so
+/// that there are few enough for a DFA. The set's own prefilter looks for the
+/// whole literals of case-insensitive rules, hundreds of case forms, and so runs
+/// as an NFA over every byte of the body. `None` when some pattern may start with
+/// anything (the set then chooses its own prefilter).
+fn start_prefilter(patterns: &[&str]) -> Option<Prefilter> {
+    let mut parser = regex_syntax::ParserBuilder::new();
+    parser.unicode(false).utf8(false);
+    let extractor = Extractor::new();
+    let mut literals = Vec::new();
+    for pattern in patterns {
+        // A parser is good for one pattern only.
+        let hir = parser.build().parse(pattern).ok()?;
+        let seq = extractor.extract(&hir);
+        for literal in seq.literals()? {
+            if literal.as_bytes().is_empty() {
+                return None;
+            }
+            literals.push(literal.as_bytes().to_vec());
+        }
+    }
+    (1..=START_LEN).rev().find_map(|len| {
+        let starts: BTreeSet<&[u8]> = literals
+            .iter()
+            .map(|literal| &literal[..literal.len().min(len)])
+            .collect();
+        if starts.len() > MAX_STARTS {
+            return None;
+        }
+        Prefilter::new(
+            MatchKind::LeftmostFirst,
+            &starts.into_iter().collect::<Vec<_>>(),
+        )
+    })
 }
 
 impl BodyFilter {
@@ -183,30 +236,43 @@ impl BodyFilter {
         if patterns.len() < 2 {
             return None;
         }
-        let set = RegexSetBuilder::new(patterns)
-            .unicode(false)
-            .size_limit(perlre::SIZE_LIMIT)
-            .build()
+        // `RegexSetBuilder::new(patterns).unicode(false).size_limit(..)`, spelled out
+        // to give the set its prefilter.
+        let config = SetConfig::new()
+            .nfa_size_limit(Some(perlre::SIZE_LIMIT))
+            .hybrid_cache_capacity(2 << 20)
+            .match_kind(MatchKind::All)
+            .utf8_empty(false)
+            .which_captures(WhichCaptures::None)
+            .prefilter(start_prefilter(&patterns));
+        let set = SetRegex::builder()
+            .configure(config)
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build_many(&patterns)
             .ok()?;
         Some(BodyFilter { set, slot })
     }
 
     fn matches(&self, body: &[Vec<u8>]) -> BodyMatches {
-        let mut found = BodyMatches {
-            subject: vec![false; self.set.len()],
-            rest: vec![false; self.set.len()],
-        };
+        let members = self.set.pattern_len();
+        let mut subject = PatternSet::new(members);
+        let mut rest = PatternSet::new(members);
         for (index, line) in body.iter().enumerate() {
-            let seen = if index == 0 {
-                &mut found.subject
-            } else {
-                &mut found.rest
-            };
-            for member in self.set.matches(line).iter() {
-                seen[member] = true;
-            }
+            let seen = if index == 0 { &mut subject } else { &mut rest };
+            self.set
+                .which_overlapping_matches(&Input::new(line.as_slice()), seen);
         }
-        found
+        let flags = |seen: &PatternSet| {
+            let mut flags = vec![false; members];
+            for member in seen.iter() {
+                flags[member.as_usize()] = true;
+            }
+            flags
+        };
+        BodyMatches {
+            subject: flags(&subject),
+            rest: flags(&rest),
+        }
     }
 }
 

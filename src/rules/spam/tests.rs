@@ -387,3 +387,69 @@ proptest! {
         let _ = rules.rule_texts(&bytes);
     }
 }
+
+/// Patterns of `body` rules, some case-insensitive, one starting with a class and
+/// one with a word boundary that the prefilter's stops must not break.
+const FILTERED: [&str; 4] = [
+    r"(?i)\bclaim your (?:prize|reward)\b",
+    r"\b\d+ (?:million|billion) dollars",
+    r"(?i)act now",
+    r"[xy]z{2,}",
+];
+
+#[test]
+fn body_filter_has_its_own_start_prefilter() {
+    assert!(start_prefilter(&FILTERED).is_some());
+    // A pattern that may start with any byte leaves the choice to the set.
+    assert!(start_prefilter(&[r"(?i)act now", r".*free"]).is_none());
+    assert!(start_prefilter(&[r"a", r"(?:x)?"]).is_none());
+}
+
+proptest! {
+    #[test]
+    fn body_filter_agrees_with_a_regex_set(
+        lines in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "claim your prize", "CLAIM YOUR Reward", "xclaim your prize", "12",
+                    "5 million dollars", " ", "aCt NoW", "xzz", "yz", "z", ".", "\n",
+                ]),
+                0..8,
+            )
+            .prop_map(|words| words.concat().into_bytes()),
+            1..5,
+        )
+    ) {
+        let rules: Vec<Rule> = FILTERED
+            .iter()
+            .enumerate()
+            .map(|(id, pattern)| Rule {
+                id,
+                kind: Kind::Body(
+                    regex::bytes::RegexBuilder::new(pattern)
+                        .unicode(false)
+                        .build()
+                        .unwrap(),
+                ),
+                quick: None,
+                multiple: false,
+                max_hits: None,
+                no_subject: false,
+            })
+            .collect();
+        let filter = BodyFilter::new(&rules).unwrap();
+        let found = filter.matches(&lines);
+        let set = regex::bytes::RegexSetBuilder::new(FILTERED)
+            .unicode(false)
+            .build()
+            .unwrap();
+        let mut expected = (vec![false; FILTERED.len()], vec![false; FILTERED.len()]);
+        for (index, line) in lines.iter().enumerate() {
+            let seen = if index == 0 { &mut expected.0 } else { &mut expected.1 };
+            for member in set.matches(line).iter() {
+                seen[member] = true;
+            }
+        }
+        prop_assert_eq!((found.subject, found.rest), expected);
+    }
+}
