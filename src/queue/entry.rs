@@ -109,20 +109,25 @@ impl ListingCache {
                 continue;
             }
             let ino = item.ino();
-            let file = match known.get(name) {
-                Some(file) if file.ino == ino => *file,
+            // The known name moves over with its key, so a pass allocates only for
+            // names it has not seen.
+            let (key, file) = match known.remove_entry(name) {
+                Some((key, file)) if file.ino == ino => (key, file),
                 _ => match item.metadata() {
-                    Ok(meta) if meta.is_file() => KnownFile {
-                        ino,
-                        len: meta.len(),
-                        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    },
+                    Ok(meta) if meta.is_file() => (
+                        name.to_string(),
+                        KnownFile {
+                            ino,
+                            len: meta.len(),
+                            modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        },
+                    ),
                     Ok(_) => continue,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => return Err(Error::io(item.path(), e)),
                 },
             };
-            seen.insert(name.to_string(), file);
+            seen.insert(key, file);
             if kind == "qf" {
                 qfs.push((id, file));
             } else {

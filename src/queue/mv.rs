@@ -145,7 +145,7 @@ impl MoveBatch {
 
 /// Renames `from` to `to` unless `to` exists (`AlreadyExists`), in one step where the
 /// file system can (`RENAME_NOREPLACE`), else by looking first.
-fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+pub(super) fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
         Ok(()) => Ok(()),
         Err(Errno::EINVAL | Errno::ENOSYS) => {

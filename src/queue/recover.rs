@@ -2,12 +2,13 @@
 //! splits an entry across two queues; recovery puts the df back beside its qf. A df that
 //! belongs to no qf anywhere is moved to `error` with a reason; nothing is ever deleted.
 
-use std::fs::{self, File, TryLockError};
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::durable::sync_dir;
 use super::entry::{OrphanDf, unpaired};
+use super::mv::rename_no_replace;
 use super::{Error, LockOutcome, QueueId, Result, Spool, lock_entry};
 
 /// What one recovery run did, for the process log.
@@ -55,7 +56,7 @@ pub fn recover_spool(spool: &Spool, orphan_age: Duration) -> Result<Recovery> {
             };
             let orphan = orphans.remove(pos);
             let target = dir.join(id.df_name());
-            fs::rename(&orphan.path, &target).map_err(|e| Error::io(&orphan.path, e))?;
+            rename_no_replace(&orphan.path, &target).map_err(|e| Error::io(&orphan.path, e))?;
             sync_dir(dir).map_err(|e| Error::io(dir, e))?;
             let from_dir = orphan.path.parent().unwrap_or(Path::new("."));
             sync_dir(from_dir).map_err(|e| Error::io(from_dir, e))?;
@@ -126,11 +127,12 @@ pub fn quarantine_orphan_df(
     }
     let error_dir = spool.queue_dir("error")?;
     let target = error_dir.join(orphan.id.df_name());
+    let exists = || Error::Exists {
+        id: orphan.id.clone(),
+        queue: "error".into(),
+    };
     if target.symlink_metadata().is_ok() {
-        return Err(Error::Exists {
-            id: orphan.id.clone(),
-            queue: "error".into(),
-        });
+        return Err(exists());
     }
     let from = orphan.path.parent().unwrap_or(Path::new("."));
     let reason = format!(
@@ -140,7 +142,11 @@ pub fn quarantine_orphan_df(
         age.as_secs()
     );
     spool.write_result("error", &orphan.id, &reason)?;
-    fs::rename(&orphan.path, &target).map_err(|e| Error::io(&orphan.path, e))?;
+    match rename_no_replace(&orphan.path, &target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(exists()),
+        Err(e) => return Err(Error::io(&orphan.path, e)),
+    }
     sync_dir(&error_dir).map_err(|e| Error::io(&error_dir, e))?;
     sync_dir(from).map_err(|e| Error::io(from, e))?;
     Ok(OrphanAction::Quarantined)
@@ -150,6 +156,7 @@ pub fn quarantine_orphan_df(
 mod tests {
     use super::*;
     use crate::queue::testutil::temp_spool;
+    use std::fs;
 
     const QF: &[u8] = b"V8\nS<a@b>\nRPFD:<c@d>\n.\n";
 
