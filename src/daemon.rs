@@ -127,6 +127,7 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
         pass += 1;
         let pass_started = Instant::now();
         log.reopen();
+        log.hold();
         match settings.reload() {
             Ok(true) => log.line("Run settings reloaded."),
             Ok(false) => {}
@@ -177,10 +178,12 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
                 outbox.loop_delay()
             }
         };
+        log.release();
         if should_stop() || sleep_unless(&should_stop, Duration::from_secs_f64(delay)) {
             break;
         }
     }
+    log.release();
     clear_stop(spool, &name)?;
     log.dated("Stopped.");
     Ok(())

@@ -209,7 +209,9 @@ pub fn feed_pass(
             );
             continue;
         }
-        let Some(df_bytes) = entry.df_len()? else {
+        // The listing's size: a df does not change under a complete qf, and one gone
+        // since would be found by the work loop (`missing-df`).
+        let Some(df_bytes) = listed.df_bytes else {
             let reason = format!(
                 "df{} is missing; sendmail would deliver an empty body",
                 entry.id
@@ -235,6 +237,7 @@ pub fn feed_pass(
                 if moved.len() >= SYNC_EVERY {
                     batch.sync()?;
                     moved.clear();
+                    log.flush();
                 }
             }
             Err(e) => {
@@ -246,6 +249,7 @@ pub fn feed_pass(
     // The moved entries stay locked until their moves are durable.
     batch.sync()?;
     drop(moved);
+    log.flush();
     for orphan in &listing.orphan_dfs {
         match quarantine_orphan_df(spool, orphan, run.orphan_age()) {
             Ok(OrphanAction::Quarantined) => {

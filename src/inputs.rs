@@ -7,6 +7,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::queue::qf::ControlFile;
+use crate::queue::read::read_expected;
 use crate::queue::{QueueId, Spool};
 use crate::rules::RuleSet;
 use crate::rules::exceptions::Envelope;
@@ -213,7 +214,9 @@ pub fn looks_like_message(head: &[u8]) -> bool {
 pub fn assemble_message(control: &ControlFile, df: &Path) -> io::Result<(Vec<u8>, u64)> {
     let mut message = control.header_section();
     message.push(b'\n');
-    let body = File::open(df)?.read_to_end(&mut message)?;
+    let file = File::open(df)?;
+    let size = file.metadata()?.len();
+    let body = read_expected(&file, size, u64::MAX, &mut message)?;
     Ok((message, body as u64))
 }
 

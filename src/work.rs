@@ -226,17 +226,19 @@ pub fn work_pass(
         vf,
         ..StatsLine::default()
     };
-    let judged = locked
+    let judged: Vec<(LockedEntry, (Verdict, u64))> = locked
         .into_iter()
         .zip(verdicts)
         .chain(broken.into_iter().map(|(entry, verdict)| {
             let bytes = entry.qf_len();
             (entry, (verdict, bytes))
-        }));
+        }))
+        .collect();
+    let written = write_result_files(spool, &judged, run);
     let mut batch = MoveBatch::default();
     let mut moved = Vec::new();
     let mut notices = Vec::new();
-    for (mut entry, (verdict, bytes)) in judged {
+    for ((mut entry, (verdict, bytes)), written) in judged.into_iter().zip(written) {
         stats.msgs += 1;
         stats.bytes += bytes;
         match verdict.kind {
@@ -251,7 +253,7 @@ pub fn work_pass(
             VerdictKind::Spam => stats.spam += 1,
             VerdictKind::Unscannable | VerdictKind::Error => {}
         }
-        if let Some(queue) = deliver(spool, &mut batch, &mut entry, &verdict, run, log)
+        if let Some(queue) = deliver(spool, &mut batch, &mut entry, &verdict, written, run, log)
             && let Some(notice) =
                 Notice::new(&entry.id, entry.control().ok().as_ref(), &verdict, &queue)
         {
@@ -268,26 +270,72 @@ pub fn work_pass(
     Ok(PassEnd::Finished(stats, notices))
 }
 
-/// Moves a judged entry to its result queue; if that queue already holds the id, the
-/// entry goes to `error` instead so it does not block the feed queue. Returns the queue
-/// it went to, `None` when it could not be moved.
+/// The queue a verdict sends its message to.
+fn result_queue<'a>(verdict: &Verdict, run: &'a RunConfig) -> &'a str {
+    match verdict.kind {
+        VerdictKind::Clean if run.good_queue => "good",
+        VerdictKind::Unscannable => run.unscannable_queue.as_str(),
+        kind => kind.queue(),
+    }
+}
+
+/// Writes the result file of every judged entry that is not clean, before any of them
+/// moves, with one fsync per results directory. The files are durable before the first
+/// move, so a crash in between leaves entries where they were, to be judged again, never
+/// a quarantined message without its reason. One result per entry, in order.
+fn write_result_files(
+    spool: &Spool,
+    judged: &[(LockedEntry, (Verdict, u64))],
+    run: &RunConfig,
+) -> Vec<queue::Result<()>> {
+    let texts: Vec<Option<(&str, String)>> = judged
+        .iter()
+        .map(|(entry, (verdict, _))| {
+            (verdict.kind != VerdictKind::Clean).then(|| {
+                (
+                    result_queue(verdict, run),
+                    verdict.result_text(entry.id.as_str()),
+                )
+            })
+        })
+        .collect();
+    let wanted: Vec<(&str, &queue::QueueId, &str)> = judged
+        .iter()
+        .zip(&texts)
+        .filter_map(|((entry, _), text)| {
+            let (queue, text) = text.as_ref()?;
+            Some((*queue, &entry.id, text.as_str()))
+        })
+        .collect();
+    let mut outcomes = spool.write_results(&wanted).into_iter();
+    texts
+        .iter()
+        .map(|text| match text {
+            Some(_) => outcomes.next().unwrap_or(Ok(())),
+            None => Ok(()),
+        })
+        .collect()
+}
+
+/// Moves a judged entry to its result queue, its result file already `written`; if that
+/// queue already holds the id, the entry goes to `error` instead so it does not block the
+/// feed queue. Returns the queue it went to, `None` when it could not be moved.
 fn deliver(
     spool: &Spool,
     batch: &mut MoveBatch,
     entry: &mut LockedEntry,
     verdict: &Verdict,
+    written: queue::Result<()>,
     run: &RunConfig,
     log: &mut ProcessLog,
 ) -> Option<String> {
-    let queue = match verdict.kind {
-        VerdictKind::Clean if run.good_queue => "good",
-        VerdictKind::Unscannable => run.unscannable_queue.as_str(),
-        kind => kind.queue(),
-    };
-    let result =
-        (verdict.kind != VerdictKind::Clean).then(|| verdict.result_text(entry.id.as_str()));
+    let queue = result_queue(verdict, run);
     let label = label(verdict.kind);
-    match batch.move_with_result(spool, entry, queue, result.as_deref()) {
+    let moved = written.and_then(|()| {
+        let to_dir = spool.queue_dir(queue)?;
+        batch.move_entry(spool, entry, &to_dir)
+    });
+    match moved {
         Ok(()) if verdict.kind == VerdictKind::Clean => {
             log.line(&format!("{label}, moving: {}", entry.id));
             Some(queue.to_string())

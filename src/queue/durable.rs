@@ -11,6 +11,14 @@ static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// Replaces `path` with `contents` atomically and durably, with the given mode.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    write_synced(path, contents, mode)?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// Replaces `path` with `contents` atomically, its data made durable, but leaves the
+/// fsync of its directory to the caller: files written together then share one
+/// directory fsync. Until that fsync, a crash may leave the old file (or none).
+pub fn write_synced(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     replace(path, contents, mode, true)
 }
 
@@ -45,11 +53,7 @@ fn replace(path: &Path, contents: &[u8], mode: u32, durable: bool) -> io::Result
         if durable {
             file.sync_all()?;
         }
-        fs::rename(&temp, path)?;
-        if durable {
-            sync_dir(dir)?;
-        }
-        Ok(())
+        fs::rename(&temp, path)
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::qf::{ControlFile, MAX_QF_BYTES, QfError};
+use super::read::read_expected;
 use super::{Error, QueueId, Result};
 
 /// An entry whose qf this process holds locked; the lock goes with the value.
@@ -106,13 +107,7 @@ pub fn lock_entry(dir: &Path, id: &QueueId) -> Result<LockOutcome> {
             .map_err(|e| Error::io(&path, e))?;
         &tail == b"\n.\n"
     } else {
-        // Sized from the fstat above, read through `take`: `File::read_to_end` would
-        // fstat and lseek again to size the buffer itself.
-        qf.reserve_exact(qf_len as usize + 1);
-        (&file)
-            .take(MAX_QF_BYTES + 1)
-            .read_to_end(&mut qf)
-            .map_err(|e| Error::io(&path, e))?;
+        read_expected(&file, qf_len, MAX_QF_BYTES + 1, &mut qf).map_err(|e| Error::io(&path, e))?;
         qf.ends_with(b"\n.\n") || qf == b".\n"
     };
     let entry = LockedEntry {
