@@ -127,7 +127,11 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
         pass += 1;
         let pass_started = Instant::now();
         log.reopen();
-        log.hold();
+        // The queue loops log a line or two per message; notify logs few, and as they
+        // happen, so its lines go out at once.
+        if role != Role::Notify {
+            log.hold();
+        }
         match settings.reload() {
             Ok(true) => log.line("Run settings reloaded."),
             Ok(false) => {}

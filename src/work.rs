@@ -134,6 +134,8 @@ pub fn work_pass(
                         "Waiting for lock.{queue} held by pid {} ({})",
                         other.pid, other.name
                     ));
+                    // Seen now, not when the wait is over.
+                    log.flush();
                     waiting_logged = true;
                 }
                 if should_stop() {

@@ -189,7 +189,10 @@ fn updatevdl_installs_for_the_next_pass_and_keeps_the_old_set_on_failure() {
             .unwrap()
             .contains("Custom.Marker")
     );
-    assert!(spool.log("feed1").contains("Loaded definitions from"));
+    // A pass's lines reach the log once its moves are durable, just after.
+    assert!(wait_until(Duration::from_secs(10), || spool
+        .log("feed1")
+        .contains("Loaded definitions from")));
 
     let broken = spool.dir.path().join("broken");
     fs::create_dir_all(&broken).unwrap();
@@ -331,9 +334,14 @@ fn a_killed_updatevdls_locks_are_cleared_by_the_work_loops_and_lock() {
         "feed1 must run again: {}",
         spool.log("feed1")
     );
-    assert!(spool.log("feed1").contains(&format!(
-        "Cleared stale lock.feed1 of dead pid {dead_pid} (updatevdl)"
-    )));
+    let cleared = format!("Cleared stale lock.feed1 of dead pid {dead_pid} (updatevdl)");
+    assert!(
+        wait_until(Duration::from_secs(10), || spool
+            .log("feed1")
+            .contains(&cleared)),
+        "{}",
+        spool.log("feed1")
+    );
     assert_eq!(terminate(&mut work, Duration::from_secs(10)), Some(0));
 
     let lock = spool.run("lock", &["--timeout", "5", "feed2"]);
