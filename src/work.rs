@@ -333,11 +333,7 @@ fn deliver(
 ) -> Option<String> {
     let queue = result_queue(verdict, run);
     let label = label(verdict.kind);
-    let moved = written.and_then(|()| {
-        let to_dir = spool.queue_dir(queue)?;
-        batch.move_entry(spool, entry, &to_dir)
-    });
-    match moved {
+    match written.and_then(|()| batch.move_with_result(spool, entry, queue, None)) {
         Ok(()) if verdict.kind == VerdictKind::Clean => {
             log.line(&format!("{label}, moving: {}", entry.id));
             Some(queue.to_string())

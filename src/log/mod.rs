@@ -73,8 +73,6 @@ impl ProcessLog {
         if !self.pending.is_empty() {
             let lines = std::mem::take(&mut self.pending);
             self.write(&lines);
-            self.pending = lines;
-            self.pending.clear();
         }
     }
 
