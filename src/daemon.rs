@@ -1,5 +1,5 @@
 //! The process loop shared by `sie-feed`, `sie-work` and `sie-notify`: claim the pid
-//! file, recover the spool, then `pass -> stop requested? -> sleep -> pass`, re-reading
+//! file, recover the spool (unless the supervisor just did), then `pass -> stop requested? -> sleep -> pass`, re-reading
 //! the run settings before each pass. Work loops start a pass every `loop_delay` (sleeping what
 //! is left of it after the pass), staggered across the queues. SIGTERM/SIGINT and the stop file both end it after the
 //! current pass.
@@ -41,6 +41,17 @@ pub enum DaemonError {
     NotifyOff,
 }
 
+/// Whether a starting loop recovers the spool itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartUp {
+    /// It does: a loop started on its own, or restarted after a crash that may have
+    /// split an entry.
+    Recover,
+    /// The supervisor recovered the whole spool just before it started this loop with
+    /// the others. The loop only empties its scratch space.
+    Recovered,
+}
+
 /// Which loop a process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -63,7 +74,14 @@ impl Role {
 
 /// Runs the loop of `role` until a stop file or signal ends it. `echo` copies the log
 /// to stderr.
-pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(), DaemonError> {
+pub fn run(
+    role: Role,
+    spool: &Spool,
+    config: &Config,
+    echo: bool,
+    start: StartUp,
+) -> Result<(), DaemonError> {
+    crate::cli::use_small_pages();
     if let Role::Work(queue) = &role
         && !spool.feed_queue_names().contains(queue)
     {
@@ -91,9 +109,10 @@ pub fn run(role: Role, spool: &Spool, config: &Config, echo: bool) -> Result<(),
     }
     log.dated(&format!("Starting, pid {}.", std::process::id()));
     let mut settings = RunSettings::new(config);
+    empty_scratch(spool, &name)?;
     // The notify loop never touches a queue, so it leaves recovery to the others.
-    if role != Role::Notify {
-        recover(spool, &settings, &name, &mut log)?;
+    if role != Role::Notify && start == StartUp::Recover {
+        recover(spool, &settings, &mut log)?;
     }
     match role {
         Role::Feed => install_shipped_definitions(spool, &mut log),
@@ -234,17 +253,21 @@ pub fn install_shipped_definitions(spool: &Spool, log: &mut ProcessLog) {
     }
 }
 
-/// Reunites split entries left by a crash, and empties this process's scratch space.
-fn recover(
-    spool: &Spool,
-    settings: &RunSettings,
-    name: &str,
-    log: &mut ProcessLog,
-) -> Result<(), DaemonError> {
+/// Empties the scratch space of process `name`: a scan it left is of no use.
+fn empty_scratch(spool: &Spool, name: &str) -> Result<(), DaemonError> {
     let scratch = spool.work_dir(name);
     if scratch.exists() {
         std::fs::remove_dir_all(&scratch).map_err(|e| queue::Error::io(&scratch, e))?;
     }
+    Ok(())
+}
+
+/// Reunites the entries a crash split across two queues, in the whole spool.
+pub(crate) fn recover(
+    spool: &Spool,
+    settings: &RunSettings,
+    log: &mut ProcessLog,
+) -> Result<(), DaemonError> {
     let recovery = recover_spool(spool, settings.current().orphan_age())?;
     for (id, from, to) in &recovery.reunited {
         log.line(&format!(

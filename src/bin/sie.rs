@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use sie::cli::{SpoolArgs, fail};
-use sie::daemon::{Role, run};
+use sie::daemon::{Role, StartUp, run};
 use sie::supervisor::{ChildCommand, absolute, supervise};
 
 #[derive(Parser)]
@@ -27,12 +27,20 @@ struct Args {
     /// Internal: run one loop (`feed`, or `work <queue>`) instead of supervising
     #[arg(long, hide = true, num_args = 1..=2, value_names = ["ROLE", "QUEUE"])]
     role: Vec<String>,
+    /// Internal: the supervisor has just recovered the spool; the loop skips its own recovery
+    #[arg(long, hide = true, requires = "role")]
+    recovered: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = (|| -> anyhow::Result<()> {
         let (config, spool) = args.common.open()?;
+        let start = if args.recovered {
+            StartUp::Recovered
+        } else {
+            StartUp::Recover
+        };
         match args.role.as_slice() {
             [] => {
                 let exe = std::env::current_exe()?;
@@ -43,10 +51,10 @@ fn main() -> ExitCode {
                 };
                 supervise(&spool, &config, &child, true)?;
             }
-            [role] if role == "feed" => run(Role::Feed, &spool, &config, true)?,
-            [role] if role == "notify" => run(Role::Notify, &spool, &config, true)?,
+            [role] if role == "feed" => run(Role::Feed, &spool, &config, true, start)?,
+            [role] if role == "notify" => run(Role::Notify, &spool, &config, true, start)?,
             [role, queue] if role == "work" => {
-                run(Role::Work(queue.clone()), &spool, &config, true)?
+                run(Role::Work(queue.clone()), &spool, &config, true, start)?
             }
             other => anyhow::bail!("unknown role {other:?}"),
         }
