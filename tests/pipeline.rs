@@ -432,3 +432,43 @@ fn sie_stops_a_loop_it_restarted_just_before_the_stop() {
         );
     }
 }
+
+#[test]
+fn sie_recovers_the_spool_once_before_its_loops_start_without_huge_pages() {
+    let spool = TestSpool::new();
+    // A crash between the df and the qf rename of a move from feed2 to out.
+    let id = spool.queue_message("feed2", &test_id(40), "split", b"split body\n");
+    let df = fs::read(spool.queue("feed2").join(id.df_name())).unwrap();
+    fs::rename(
+        spool.queue("feed2").join(id.df_name()),
+        spool.queue("out").join(id.df_name()),
+    )
+    .unwrap();
+    let mut sie = spool.start_sie();
+    assert!(wait_until(Duration::from_secs(30), || spool
+        .ids("out")
+        .contains(&id.to_string())));
+    assert!(wait_until(Duration::from_secs(10), || [
+        "feed", "feed1", "feed2"
+    ]
+    .iter()
+    .all(|p| spool.log(p).contains("Starting, pid"))));
+    // Loops run without transparent huge pages (see `cli::use_small_pages`).
+    let pid = sie::lockfile::read_pid_file(&spool.spool.pid_file("feed1")).unwrap();
+    let status_file = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(status_file.contains("THP_enabled:\t0"), "{status_file}");
+    let status = terminate(&mut sie, Duration::from_secs(20));
+    assert_eq!(status, Some(0), "sie log:\n{}", spool.log("sie"));
+    let reunited = format!("Recovered {id}: df from ");
+    assert_eq!(
+        spool.log("sie").matches(&reunited).count(),
+        1,
+        "{}",
+        spool.log("sie")
+    );
+    for process in ["feed", "feed1", "feed2", "feed3", "feed4", "feed5"] {
+        let log = spool.log(process);
+        assert!(!log.contains("Recovered"), "{process} log:\n{log}");
+    }
+    assert_eq!(fs::read(spool.queue("out").join(id.df_name())).unwrap(), df);
+}
