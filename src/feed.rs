@@ -210,8 +210,22 @@ pub fn feed_pass(
             continue;
         }
         // The listing's size: a df does not change under a complete qf, and one gone
-        // since would be found by the work loop (`missing-df`).
-        let Some(df_bytes) = listed.df_bytes else {
+        // since would be found by the work loop (`missing-df`). A listing without the
+        // df proves nothing: a directory read while sendmail queues a message can
+        // pass the df's place before the df is written and reach the qf's after the
+        // qf is, so the df is looked for again under the lock.
+        let df_bytes = match listed.df_bytes {
+            Some(bytes) => Some(bytes),
+            None => match entry.df_len() {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    log.line(&format!("Cannot move {}: {e}", entry.id));
+                    report.skipped += 1;
+                    continue;
+                }
+            },
+        };
+        let Some(df_bytes) = df_bytes else {
             let reason = format!(
                 "df{} is missing; sendmail would deliver an empty body",
                 entry.id

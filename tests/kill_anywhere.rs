@@ -175,7 +175,12 @@ fn killing_feed_and_work_at_random_loses_and_duplicates_nothing() {
                 }
                 let body = fs::read(spool.queue(queue).join(format!("df{id}"))).unwrap();
                 let (want_queue, want_body) = &expected[id];
-                assert_eq!(&queue, want_queue, "{id} ended in {queue}");
+                assert_eq!(
+                    &queue,
+                    want_queue,
+                    "{id} ended in {queue}: {}",
+                    spool.result(queue, id).unwrap_or_default()
+                );
                 assert!(&body == want_body, "{id}: body changed");
             }
         }

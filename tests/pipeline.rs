@@ -472,3 +472,44 @@ fn sie_recovers_the_spool_once_before_its_loops_start_without_huge_pages() {
     }
     assert_eq!(fs::read(spool.queue("out").join(id.df_name())).unwrap(), df);
 }
+
+#[test]
+fn the_feed_takes_messages_queued_while_it_lists_in() {
+    // sendmail writes the df, then the qf, so a directory read running meanwhile can
+    // see the df alone (which is not an orphan yet, however short `orphan_age` is: 1 s
+    // here) or the qf alone (it passed the df's place before the df was written).
+    const MESSAGES: u32 = 3000;
+    let spool = TestSpool::new();
+    let config = sie::config::Config::load(Some(&spool.config)).unwrap();
+    let mut log = sie::log::ProcessLog::new("feed", spool.spool.log_file("feed"), false);
+    let mut listings = sie::queue::ListingCache::default();
+    let mut pass = || {
+        sie::feed::feed_pass(&spool.spool, &config.run, &mut log, &mut listings).unwrap();
+    };
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            for n in 0..MESSAGES {
+                spool.queue_message("in", &test_id(5000 + n), "queued meanwhile", b"body\n");
+            }
+        });
+        while !writer.is_finished() {
+            pass();
+        }
+    });
+    pass();
+    let errors = spool.ids("error");
+    assert!(
+        errors.is_empty(),
+        "{} sent to error, the first: {}feed log:\n{}",
+        errors.len(),
+        spool.result("error", &errors[0]).unwrap_or_default(),
+        spool
+            .log("feed")
+            .lines()
+            .filter(|l| l.contains(&errors[0]))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let fed: usize = (1..=5).map(|k| spool.ids(&format!("feed{k}")).len()).sum();
+    assert_eq!(fed, MESSAGES as usize);
+}

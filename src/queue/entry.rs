@@ -219,9 +219,12 @@ fn orphan_df(dir: &Path, id: QueueId) -> Result<Option<OrphanDf>> {
     }
 }
 
+/// The inode change time to the nanosecond: cut to whole seconds, a df written a
+/// moment ago could look a second older and pass a short `orphan_age`.
 fn change_time(meta: &Metadata) -> SystemTime {
     let secs = u64::try_from(meta.ctime()).unwrap_or(0);
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)
+    let nanos = u32::try_from(meta.ctime_nsec()).unwrap_or(0);
+    SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
 }
 
 #[cfg(test)]

@@ -104,6 +104,15 @@ pub fn quarantine_orphan_df(
             age.as_secs()
         )));
     }
+    // The listing that found the df alone can be older than its qf: sendmail writes
+    // the df first, and a directory read may pass the qf's place before it exists.
+    if orphan.path.with_file_name(orphan.id.qf_name()).exists() {
+        return Ok(OrphanAction::Kept(format!(
+            "{}: the qf of the df at {} has arrived",
+            orphan.id,
+            orphan.path.display()
+        )));
+    }
     let file = match File::open(&orphan.path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

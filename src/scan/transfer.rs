@@ -4,8 +4,6 @@
 
 use std::borrow::Cow;
 
-use mail_parser::parsers::MessageStream;
-
 /// How a part's body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferEncoding {
@@ -46,14 +44,111 @@ impl TransferEncoding {
         match self {
             TransferEncoding::Identity | TransferEncoding::Uuencode => Cow::Borrowed(body),
             TransferEncoding::Base64 => Cow::Owned(decode_base64(body)),
-            TransferEncoding::QuotedPrintable => {
-                // With no boundary to look for, mail-parser's MIME decoder
-                // reads to the end and keeps malformed `=XY` escapes as
-                // literal text instead of giving up on the whole part.
-                MessageStream::new(body).decode_quoted_printable_mime(b"").1
-            }
+            TransferEncoding::QuotedPrintable => Cow::Owned(decode_quoted_printable(body)),
         }
     }
+}
+
+/// Where [`decode_quoted_printable`] is: after a plain byte, after `=`, or after `=`
+/// and one hex digit (its value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QpState {
+    Plain,
+    Equals,
+    FirstHex(u8),
+}
+
+/// Quoted-printable decoded as mail-parser's MIME decoder decodes a part with no
+/// boundary to look for, which is how mail clients read it: a malformed `=XY` stays
+/// as literal text, a bare `\r` is dropped (and the first one makes every line end
+/// `\r\n`), white space before a line end is trimmed, white space after `=` is
+/// skipped, and `==` anywhere gives an empty part. Plain text between `=`, `\n` and
+/// `\r` is copied a run at a time; mail-parser's own decoder, a byte at a time, is
+/// the tests' oracle.
+pub fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut state = QpState::Plain;
+    let mut line_end: &[u8] = b"\n";
+    // Plain white space at the end of `out`, trimmed if a line end follows.
+    let mut trailing_space = 0;
+    let mut last = 0u8;
+    let mut at = 0;
+    while at < body.len() {
+        if state == QpState::Plain {
+            let end =
+                memchr::memchr3(b'=', b'\n', b'\r', &body[at..]).map_or(body.len(), |i| at + i);
+            let run = &body[at..end];
+            if let Some(&run_last) = run.last() {
+                out.extend_from_slice(run);
+                let space = run.iter().rev().take_while(|b| is_qp_space(**b)).count();
+                trailing_space = if space == run.len() {
+                    trailing_space + space
+                } else {
+                    space
+                };
+                last = run_last;
+                at = end;
+                if at == body.len() {
+                    break;
+                }
+            }
+        }
+        let byte = body[at];
+        match (byte, state) {
+            (b'=', QpState::Plain) => state = QpState::Equals,
+            (b'=', _) => return Vec::new(),
+            (b'\n', QpState::Equals) => {
+                state = QpState::Plain;
+                trailing_space = 0;
+            }
+            (b'\n', _) => {
+                out.truncate(out.len() - trailing_space);
+                out.extend_from_slice(line_end);
+                trailing_space = 0;
+            }
+            (b'\r', _) => line_end = b"\r\n",
+            (_, QpState::Plain) => {
+                out.push(byte);
+                trailing_space = if is_qp_space(byte) {
+                    trailing_space + 1
+                } else {
+                    0
+                };
+            }
+            (_, QpState::Equals) => match hex_value(byte) {
+                Some(high) => state = QpState::FirstHex(high),
+                None if is_qp_space(byte) => {}
+                None => {
+                    out.extend_from_slice(&[b'=', byte]);
+                    state = QpState::Plain;
+                    trailing_space = 0;
+                }
+            },
+            (_, QpState::FirstHex(high)) => {
+                match hex_value(byte) {
+                    Some(low) => out.push(high << 4 | low),
+                    // `last` rather than the first digit: a line end between the
+                    // two leaves the state as it was, and mail-parser then writes
+                    // the byte before this one.
+                    None => out.extend_from_slice(&[b'=', last, byte]),
+                }
+                state = QpState::Plain;
+                trailing_space = 0;
+            }
+        }
+        last = byte;
+        at += 1;
+    }
+    out
+}
+
+/// White space as mail-parser's decoder counts it, `\n` and `\r` aside.
+fn is_qp_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\x0c')
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    (byte as char).to_digit(16).map(|value| value as u8)
 }
 
 /// Base64 in lines of 76 characters, as RFC 2045 asks of mail.
@@ -222,6 +317,7 @@ fn flush_partial_group(out: &mut [u8], group: u32, group_len: u32) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mail_parser::parsers::MessageStream;
 
     #[test]
     fn header_tokens_are_case_insensitive_and_trimmed() {
@@ -328,6 +424,22 @@ mod tests {
             )
         ) {
             proptest::prop_assert_eq!(decode_base64(&encoded), decode_base64_bytewise(&encoded));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn quoted_printable_decodes_as_mail_parser_does(
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    4 => proptest::sample::select(b"=\n\r \t\x0caF09gz.".to_vec()),
+                    1 => proptest::num::u8::ANY,
+                ],
+                0..200,
+            )
+        ) {
+            let oracle = MessageStream::new(&body).decode_quoted_printable_mime(b"").1;
+            proptest::prop_assert_eq!(decode_quoted_printable(&body), oracle.into_owned());
         }
     }
 
