@@ -1,7 +1,8 @@
 //! The process loop shared by `sie-feed`, `sie-work` and `sie-notify`: claim the pid
-//! file, recover the spool (unless the supervisor just did), then `pass -> stop requested? -> sleep -> pass`, re-reading
-//! the run settings before each pass. Work loops start a pass every `loop_delay` (sleeping what
-//! is left of it after the pass), staggered across the queues. SIGTERM/SIGINT and the stop file both end it after the
+//! file, recover the spool (unless the supervisor just did), then `pass -> stop
+//! requested? -> sleep -> pass`, re-reading the run settings before each pass. Work
+//! loops start a pass every `loop_delay` (sleeping what is left of it after the pass),
+//! staggered across the queues. SIGTERM/SIGINT and the stop file both end it after the
 //! current pass.
 
 use std::sync::Arc;

@@ -4,6 +4,8 @@
 
 use std::borrow::Cow;
 
+use crate::rules::spam::charset::hex_value;
+
 /// How a part's body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransferEncoding {
@@ -65,7 +67,7 @@ enum QpState {
 /// skipped, and `==` anywhere gives an empty part. Plain text between `=`, `\n` and
 /// `\r` is copied a run at a time; mail-parser's own decoder, a byte at a time, is
 /// the tests' oracle.
-pub fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
+fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len());
     let mut state = QpState::Plain;
     let mut line_end: &[u8] = b"\n";
@@ -145,10 +147,6 @@ pub fn decode_quoted_printable(body: &[u8]) -> Vec<u8> {
 /// White space as mail-parser's decoder counts it, `\n` and `\r` aside.
 fn is_qp_space(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\x0c')
-}
-
-fn hex_value(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|value| value as u8)
 }
 
 /// Base64 in lines of 76 characters, as RFC 2045 asks of mail.

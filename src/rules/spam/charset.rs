@@ -60,7 +60,7 @@ pub fn qp_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
+pub(crate) fn hex_value(byte: u8) -> Option<u8> {
     (byte as char).to_digit(16).map(|digit| digit as u8)
 }
 
