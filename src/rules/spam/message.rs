@@ -843,28 +843,27 @@ fn normalize_whitespace(text: &str, unicode: bool) -> String {
     out
 }
 
-/// `normalize_whitespace` when only ASCII whitespace counts: ASCII bytes never
-/// occur inside a multi-byte UTF-8 character, so the text is cut at bytes and
-/// copied a word at a time.
+/// `normalize_whitespace` when only ASCII whitespace counts. Most of a text needs no
+/// change (words and single spaces), so it is copied in runs up to the next byte that
+/// does ([`next_rewrite`]); ASCII bytes never occur inside a multi-byte UTF-8
+/// character, so the text may be cut at any of them.
 fn normalize_ascii_whitespace(text: &str) -> String {
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
     let bytes = text.as_bytes();
-    let has_nul = memchr::memchr(0, bytes).is_some();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     while at < bytes.len() {
-        let word = bytes[at..]
-            .iter()
-            .position(is_space)
-            .unwrap_or(bytes.len() - at);
-        if word > 0 {
-            let word = &text[at..at + word];
-            if has_nul && word.contains('\0') {
-                out.extend(word.chars().map(|c| if c == '\0' { '\n' } else { c }));
-            } else {
-                out.push_str(word);
-            }
-            at += word.len();
+        let special = next_rewrite(bytes, at);
+        out.push_str(&text[at..special]);
+        at = special;
+        let Some(&byte) = bytes.get(at) else {
+            break;
+        };
+        if !is_space(&byte) {
+            // NUL becomes a newline (SpamAssassin's paragraph mark); other control
+            // bytes stay as they are.
+            out.push(if byte == 0 { '\n' } else { char::from(byte) });
+            at += 1;
             continue;
         }
         let run = bytes[at..]
@@ -875,6 +874,36 @@ fn normalize_ascii_whitespace(text: &str) -> String {
         at += run;
     }
     out
+}
+
+/// The first index from `from` whose byte `normalize_ascii_whitespace` may change: a
+/// control byte (ASCII whitespace other than the space, and NUL, are all below 0x20)
+/// or a space that another whitespace byte follows; `bytes.len()` if there is none.
+/// Eight bytes are tested at a time, with byte-wise comparisons that cannot carry
+/// from one byte into the next.
+fn next_rewrite(bytes: &[u8], from: usize) -> usize {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // The high bit of each byte of `word` that is at least `n` (1 <= n <= 0x80).
+    let at_least = |word: u64, n: u64| (((word & LOW) + (0x80 - n) * ONES) | word) & HIGH;
+    let mut at = from;
+    while at + 9 <= bytes.len() {
+        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+        let next = u64::from_le_bytes(bytes[at + 1..at + 9].try_into().unwrap_or_default());
+        let control = !at_least(word, 0x20) & HIGH;
+        let space = !at_least(word ^ (0x20 * ONES), 1) & HIGH;
+        let space_before_blank = space & !at_least(next, 0x21) & HIGH;
+        let found = control | space_before_blank;
+        if found != 0 {
+            return at + found.trailing_zeros() as usize / 8;
+        }
+        at += 8;
+    }
+    let blank = |b: Option<&u8>| b.is_some_and(|&b| b <= b' ');
+    (at..bytes.len())
+        .find(|&i| bytes[i] < b' ' || bytes[i] == b' ' && blank(bytes.get(i + 1)))
+        .unwrap_or(bytes.len())
 }
 
 /// One whitespace run: a paragraph break (a newline run with at least two newlines)
@@ -967,7 +996,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn ascii_whitespace_normalization_agrees_on_ascii_text(
-            text in "[a-c \t\r\n\x0b\x0c\x00]{0,40}"
+            text in "[a-c! \t\r\n\x0b\x0c\x00\x01\x1f\u{e9}\u{ff}]{0,80}"
         ) {
             proptest::prop_assert_eq!(
                 normalize_ascii_whitespace(&text),
