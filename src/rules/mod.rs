@@ -2,6 +2,7 @@
 //! directory (`vdl/`: SIE's own `*.vdl` files plus ClamAV and SpamAssassin files dropped
 //! beside them), compiled once and shared read-only by every scan.
 
+pub(crate) mod byte_word;
 pub mod clamav;
 pub mod exceptions;
 pub mod install;

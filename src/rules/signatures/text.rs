@@ -3,6 +3,8 @@
 //! heuristics over the first 1024 bytes) and the normalised form (lower case,
 //! white space runs collapsed to one space, control and non-ASCII bytes dropped).
 
+use crate::rules::byte_word::{HIGH, at_least, below, equal, load};
+
 /// ClamAV reads this many bytes to decide a file's type.
 const TYPE_WINDOW: usize = 1024;
 
@@ -183,7 +185,7 @@ pub(crate) fn normalise(data: &[u8]) -> Vec<u8> {
     let mut state = 0;
     let mut chunks = data.chunks_exact(8);
     for chunk in &mut chunks {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        let word = load(chunk, 0);
         if let Some(lower) = plain_lower_case(word, state == 1) {
             out[len..len + 8].copy_from_slice(&lower.to_le_bytes());
             len += 8;
@@ -212,20 +214,14 @@ fn step_bytes(bytes: &[u8], out: &mut [u8], len: &mut usize, state: &mut usize) 
 /// Eight bytes (little-endian) in lower case when each is kept as it is but for its
 /// case: printable ASCII, or a space that follows no white space (`after_space` for
 /// the byte before the first). `None` when the two-state machine must step through
-/// them. The byte-wise comparisons cannot carry from one byte into the next.
+/// them.
 fn plain_lower_case(word: u64, after_space: bool) -> Option<u64> {
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // The high bit of each byte that is at least `n` (1 <= n <= 0x80).
-    let at_least = |word: u64, n: u64| (((word & LOW) + (0x80 - n) * ONES) | word) & HIGH;
-    let spaces = |word: u64| !at_least(word ^ (0x20 * ONES), 1) & HIGH;
-    let printable = at_least(word, 0x20) & !at_least(word, 0x7f);
+    let printable = at_least(word, 0x20) & below(word, 0x7f);
     let before = (word << 8) | if after_space { 0x20 } else { 0x41 };
-    if printable != HIGH || spaces(word) & spaces(before) != 0 {
+    if printable != HIGH || equal(word, b' ') & equal(before, b' ') != 0 {
         return None;
     }
-    let upper = at_least(word, 0x41) & !at_least(word, 0x5b);
+    let upper = at_least(word, 0x41) & below(word, 0x5b);
     Some(word | upper >> 2)
 }
 

@@ -160,7 +160,7 @@ fn is_ascii_compatible(charset: &str) -> bool {
 /// in an ASCII-compatible charset stays; unless `insist` (encoded words), valid UTF-8
 /// is taken as UTF-8 whatever the label; then the declared charset; then Windows-1252.
 pub fn normalize(bytes: &[u8], charset: &str, insist: bool) -> Vec<u8> {
-    let has_8bit = bytes.iter().any(|b| *b >= 0x80);
+    let has_8bit = !bytes.is_ascii();
     let charset = charset.trim();
     if !has_8bit && is_ascii_compatible(charset) {
         return bytes.to_vec();
@@ -252,7 +252,7 @@ pub fn decode_header(name: &str, value_in: &[u8]) -> Vec<u8> {
             value.push(byte);
         }
     }
-    if value.iter().any(|b| *b >= 0x80) {
+    if !value.is_ascii() {
         value = normalize(&value, "UTF-8", false);
     }
     if skips_rfc2047(name) || !value.windows(2).any(|w| w == b"=?") {

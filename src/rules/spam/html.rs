@@ -13,6 +13,8 @@
 //! `<meta http-equiv=refresh content="...; url=...">`. Like SpamAssassin, the `href`
 //! of every `<a>` is also kept as written, unresolved (empty when missing).
 
+use crate::rules::byte_word::next_blank_or_control;
+
 pub struct Page {
     pub text: String,
     pub uris: Vec<String>,
@@ -227,39 +229,7 @@ impl Renderer {
         if self.inside_script > 0 || self.inside_style > 0 {
             return;
         }
-        // `s/[ \t\n\r\f\x0b]+|\xc2\xa0/ /gs`: a blank run, or the characters
-        // U+00C2 U+00A0 (a UTF-8 NBSP read as Latin-1), each become one space.
-        // Both are ASCII or start with the byte 0xC3 (U+00C2), which never occurs
-        // inside another character: runs of other bytes are copied whole.
-        const NBSP_AS_LATIN1: &str = "\u{C2}\u{A0}";
-        let mut collapsed = String::with_capacity(text.len());
-        let mut in_space = false;
-        let bytes = text.as_bytes();
-        let mut run_start = 0;
-        let mut at = 0;
-        while at < bytes.len() {
-            let blank = matches!(bytes[at], b' ' | b'\t' | b'\n' | b'\r' | 0x0C | 0x0B);
-            let nbsp = !blank && bytes[at] == 0xC3 && text[at..].starts_with(NBSP_AS_LATIN1);
-            if !blank && !nbsp {
-                in_space = false;
-                at += 1;
-                continue;
-            }
-            collapsed.push_str(&text[run_start..at]);
-            if blank {
-                if !in_space {
-                    collapsed.push(' ');
-                }
-                in_space = true;
-                at += 1;
-            } else {
-                collapsed.push(' ');
-                in_space = false;
-                at += NBSP_AS_LATIN1.len();
-            }
-            run_start = at;
-        }
-        collapsed.push_str(&text[run_start..]);
+        let mut collapsed = collapse_blanks(text);
         if let Some((_, true)) = self.pieces.last()
             && collapsed.starts_with(' ')
         {
@@ -620,9 +590,55 @@ pub fn decode_entities(text: &str) -> String {
     out
 }
 
+/// `s/[ \t\n\r\f\x0b]+|\xc2\xa0/ /gs`: a blank run, or the characters U+00C2 U+00A0
+/// (a UTF-8 NBSP read as Latin-1), each become one space. Text up to the next control
+/// byte, blank run or U+00C2 (whose UTF-8 starts with 0xC3, never inside another
+/// character) is copied whole.
+fn collapse_blanks(text: &str) -> String {
+    const NBSP_AS_LATIN1: &str = "\u{C2}\u{A0}";
+    let is_blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0C | 0x0B);
+    let mut collapsed = String::with_capacity(text.len());
+    let mut at = 0;
+    while at < text.len() {
+        let special = next_blank_or_control(text.as_bytes(), at, Some(0xC3));
+        collapsed.push_str(&text[at..special]);
+        at = special;
+        let Some(rest) = text.get(at..).filter(|rest| !rest.is_empty()) else {
+            break;
+        };
+        if rest.starts_with(NBSP_AS_LATIN1) {
+            collapsed.push(' ');
+            at += NBSP_AS_LATIN1.len();
+            continue;
+        }
+        match rest.bytes().take_while(is_blank).count() {
+            0 => {
+                let c = rest.chars().next().unwrap_or_default();
+                collapsed.push(c);
+                at += c.len_utf8();
+            }
+            run => {
+                collapsed.push(' ');
+                at += run;
+            }
+        }
+    }
+    collapsed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn blanks_collapse_as_the_perl_substitution_does(
+            text in "[ab \t\n\r\x0b\x0c\x01\u{c2}\u{a0}\u{c3}\u{e9}]{0,60}"
+        ) {
+            let substitution = regex::Regex::new("[ \t\n\r\x0c\x0b]+|\u{C2}\u{A0}").unwrap();
+            proptest::prop_assert_eq!(collapse_blanks(&text), substitution.replace_all(&text, " "));
+        }
+    }
 
     #[test]
     fn tags_whitespace_and_entities() {

@@ -22,6 +22,7 @@ use std::collections::VecDeque;
 use super::charset::{base64_decode, decode_header, normalize, qp_decode};
 use super::content_type::{disposition_name, parse_content_type};
 use super::html;
+use crate::rules::byte_word::next_blank_or_control;
 
 const SUBPARSE: usize = 20;
 const MAX_PARTS_PER_MULTIPART: usize = 1000;
@@ -405,7 +406,7 @@ impl Message {
         }
         let decoded = node.decoded();
         let charset = node.charset.as_deref().unwrap_or("us-ascii");
-        let wide = decoded.iter().any(|b| *b >= 0x80);
+        let wide = !decoded.is_ascii();
         let text = String::from_utf8(normalize(decoded, charset, false))
             .unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned());
         if kind == "text/html" && !decoded.is_empty() {
@@ -844,8 +845,8 @@ fn normalize_whitespace(text: &str, unicode: bool) -> String {
 }
 
 /// `normalize_whitespace` when only ASCII whitespace counts. Most of a text needs no
-/// change (words and single spaces), so it is copied in runs up to the next byte that
-/// does ([`next_rewrite`]); ASCII bytes never occur inside a multi-byte UTF-8
+/// change (words and single spaces), so it is copied in runs up to the next control
+/// byte or white-space run; ASCII bytes never occur inside a multi-byte UTF-8
 /// character, so the text may be cut at any of them.
 fn normalize_ascii_whitespace(text: &str) -> String {
     let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
@@ -853,7 +854,7 @@ fn normalize_ascii_whitespace(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
     while at < bytes.len() {
-        let special = next_rewrite(bytes, at);
+        let special = next_blank_or_control(bytes, at, None);
         out.push_str(&text[at..special]);
         at = special;
         let Some(&byte) = bytes.get(at) else {
@@ -874,36 +875,6 @@ fn normalize_ascii_whitespace(text: &str) -> String {
         at += run;
     }
     out
-}
-
-/// The first index from `from` whose byte `normalize_ascii_whitespace` may change: a
-/// control byte (ASCII whitespace other than the space, and NUL, are all below 0x20)
-/// or a space that another whitespace byte follows; `bytes.len()` if there is none.
-/// Eight bytes are tested at a time, with byte-wise comparisons that cannot carry
-/// from one byte into the next.
-fn next_rewrite(bytes: &[u8], from: usize) -> usize {
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // The high bit of each byte of `word` that is at least `n` (1 <= n <= 0x80).
-    let at_least = |word: u64, n: u64| (((word & LOW) + (0x80 - n) * ONES) | word) & HIGH;
-    let mut at = from;
-    while at + 9 <= bytes.len() {
-        let word = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
-        let next = u64::from_le_bytes(bytes[at + 1..at + 9].try_into().unwrap_or_default());
-        let control = !at_least(word, 0x20) & HIGH;
-        let space = !at_least(word ^ (0x20 * ONES), 1) & HIGH;
-        let space_before_blank = space & !at_least(next, 0x21) & HIGH;
-        let found = control | space_before_blank;
-        if found != 0 {
-            return at + found.trailing_zeros() as usize / 8;
-        }
-        at += 8;
-    }
-    let blank = |b: Option<&u8>| b.is_some_and(|&b| b <= b' ');
-    (at..bytes.len())
-        .find(|&i| bytes[i] < b' ' || bytes[i] == b' ' && blank(bytes.get(i + 1)))
-        .unwrap_or(bytes.len())
 }
 
 /// One whitespace run: a paragraph break (a newline run with at least two newlines)
