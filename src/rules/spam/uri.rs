@@ -95,7 +95,6 @@ static END_DELIMS_EMAIL: [bool; 256] = {
     set
 };
 /// One of these is in every URI form `find_in_text` accepts.
-static URI_MARKS: [bool; 256] = byte_set(b".:@");
 static SCHEMELESS_START_DELIMS: [bool; 256] = delims(b"!\"#$&'()*+,/:;<=>?@[\\]^`{|}~");
 
 /// Bytes of a host name as `schemeless` reads one: letters, digits, `.`, `_`, `-`.
@@ -292,38 +291,19 @@ fn find_in_text(text: &[u8], tlds: &UriSettings, found: &mut Vec<(Vec<u8>, bool)
     let last_at_sign = memchr::memrchr(b'@', text);
     let mut at = 0;
     while at < text.len() {
-        // Every form below holds a `.`, `:` or `@` before the next whitespace (which
-        // ends each of them), so a word without one is skipped whole: most are.
+        // Every form `uri_at` finds holds a `.`, `:` or `@` before the next
+        // whitespace (which ends each of them): from a word's start, the words before
+        // the next one holding a mark are skipped whole. Most words hold none.
         if at == 0 || is_space(text[at - 1]) {
-            let mut word_end = at;
-            let mut marked = false;
-            while word_end < text.len() && !is_space(text[word_end]) {
-                marked |= URI_MARKS[usize::from(text[word_end])];
-                word_end += 1;
-            }
-            if !marked {
-                at = word_end + 1;
-                continue;
-            }
+            let Some(mark) = memchr::memchr3(b'.', b':', b'@', &text[at..]) else {
+                break;
+            };
+            at += text[at..at + mark]
+                .iter()
+                .rposition(|&b| is_space(b))
+                .map_or(0, |space| space + 1);
         }
-        let previous = at.checked_sub(1).map(|p| text[p]);
-        let boundary = is_word(text[at]) != previous.is_some_and(is_word);
-        let shifted = at >= 3 && text[at - 3] == 0x1B && text[at - 2] == b'(';
-        if !(boundary || shifted || previous.is_some_and(is_start_delim)) {
-            at += 1;
-            continue;
-        }
-        let schemeless_start = previous.is_none_or(is_schemeless_start_delim);
-        let matched = known_scheme(text, at)
-            .map(|end| (end, false))
-            .or_else(|| mail_scheme(text, at, last_at_sign).map(|end| (end, true)))
-            .or_else(|| {
-                schemeless_start
-                    .then(|| schemeless(text, at, tlds))
-                    .flatten()
-                    .map(|end| (end, false))
-            });
-        match matched {
+        match uri_at(text, at, last_at_sign, tlds) {
             Some((end, is_mail)) => {
                 found.push((text[at..end].to_vec(), is_mail));
                 at = end.max(at + 1);
@@ -331,6 +311,32 @@ fn find_in_text(text: &[u8], tlds: &UriSettings, found: &mut Vec<(Vec<u8>, bool)
             None => at += 1,
         }
     }
+}
+
+/// The end of the text URI starting at `at`, and whether it is a mail address;
+/// `None` when none starts there.
+fn uri_at(
+    text: &[u8],
+    at: usize,
+    last_at_sign: Option<usize>,
+    tlds: &UriSettings,
+) -> Option<(usize, bool)> {
+    let previous = at.checked_sub(1).map(|p| text[p]);
+    let boundary = is_word(text[at]) != previous.is_some_and(is_word);
+    let shifted = at >= 3 && text[at - 3] == 0x1B && text[at - 2] == b'(';
+    if !(boundary || shifted || previous.is_some_and(is_start_delim)) {
+        return None;
+    }
+    let schemeless_start = previous.is_none_or(is_schemeless_start_delim);
+    known_scheme(text, at)
+        .map(|end| (end, false))
+        .or_else(|| mail_scheme(text, at, last_at_sign).map(|end| (end, true)))
+        .or_else(|| {
+            schemeless_start
+                .then(|| schemeless(text, at, tlds))
+                .flatten()
+                .map(|end| (end, false))
+        })
 }
 
 /// Every URI variant `uri` rules are matched against, from the rendered body lines
@@ -587,6 +593,33 @@ mod tests {
             .into_iter()
             .map(|u| String::from_utf8_lossy(&u).into_owned())
             .collect()
+    }
+
+    proptest::proptest! {
+        // The word skipping in `find_in_text` loses nothing: trying every position
+        // finds the same URIs.
+        #[test]
+        fn skipping_words_without_marks_finds_every_uri(
+            text in "(http://|https:|www\\.|mailto:|ftp\\.|[a-z]{1,6}|[0-9]{1,3}|\\.com|[.:@/()<> \t\n-]){0,20}"
+        ) {
+            let tlds = UriSettings::default();
+            let text = text.as_bytes();
+            let mut skipping = Vec::new();
+            find_in_text(text, &tlds, &mut skipping);
+            let last_at_sign = memchr::memrchr(b'@', text);
+            let mut every = Vec::new();
+            let mut at = 0;
+            while at < text.len() {
+                match uri_at(text, at, last_at_sign, &tlds) {
+                    Some((end, is_mail)) => {
+                        every.push((text[at..end].to_vec(), is_mail));
+                        at = end.max(at + 1);
+                    }
+                    None => at += 1,
+                }
+            }
+            proptest::prop_assert_eq!(skipping, every);
+        }
     }
 
     #[test]

@@ -385,8 +385,7 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn numeric_host(host: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(host).into_owned();
     let is_number = |part: &str| {
-        let lower = part.to_ascii_lowercase();
-        match lower.strip_prefix("0x") {
+        match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
             Some(hex) => !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
             None => !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()),
         }
@@ -421,6 +420,10 @@ fn numeric_host(host: &[u8]) -> Option<String> {
 /// three octal digits read as octal, then leading zeros dropped (so `0` becomes
 /// empty, as in SpamAssassin).
 fn octet(part: &str) -> String {
+    // Without a leading zero there is no `0x` and nothing to strip: the usual case.
+    if !part.starts_with('0') {
+        return part.to_string();
+    }
     let lower = part.to_ascii_lowercase();
     let mut value = match lower.strip_prefix("0x") {
         Some(hex) => u128::from_str_radix(hex, 16).map_or(part.to_string(), |v| v.to_string()),
@@ -474,6 +477,8 @@ mod tests {
         );
         assert!(variants("http://example.com:80/x").contains(&"http://example.com/x".to_string()));
         assert!(variants("http://0x7f000001/").contains(&"http://127.0.0.1/".to_string()));
+        assert!(variants("http://0177.1.2.3/").contains(&"http://127.1.2.3/".to_string()));
+        assert!(variants("http://10.0X10.8.1/").contains(&"http://10.16.8.1/".to_string()));
         assert!(variants("http:example.com").contains(&"http://example.com".to_string()));
         assert!(
             variants("http://r.example.com/?u=http://t.example.net/")
