@@ -384,11 +384,9 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// parts with leading zeros read as octal, or one hex or decimal number.
 fn numeric_host(host: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(host).into_owned();
-    let is_number = |part: &str| {
-        match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
-            Some(hex) => !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
-            None => !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()),
-        }
+    let is_number = |part: &str| match part.strip_prefix("0x").or_else(|| part.strip_prefix("0X")) {
+        Some(hex) => !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()),
     };
     let parts: Vec<&str> = text.split('.').collect();
     if parts.len() == 4 && parts.iter().all(|p| is_number(p)) {
