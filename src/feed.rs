@@ -214,16 +214,16 @@ pub fn feed_pass(
         // df proves nothing: a directory read while sendmail queues a message can
         // pass the df's place before the df is written and reach the qf's after the
         // qf is, so the df is looked for again under the lock.
-        let df_bytes = match listed.df_bytes {
-            Some(bytes) => Some(bytes),
-            None => match entry.df_len() {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    log.line(&format!("Cannot move {}: {e}", entry.id));
-                    report.skipped += 1;
-                    continue;
-                }
-            },
+        let df_bytes = match listed
+            .df_bytes
+            .map_or_else(|| entry.df_len(), |b| Ok(Some(b)))
+        {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                log.line(&format!("Cannot move {}: {e}", entry.id));
+                report.skipped += 1;
+                continue;
+            }
         };
         let Some(df_bytes) = df_bytes else {
             let reason = format!(

@@ -1,10 +1,35 @@
-//! Byte-wise tests on eight bytes at once (a `u64` read little-endian), for the fast
-//! paths of the text normalisers: each test works on the low seven bits of a byte plus
-//! its high bit, so no result carries from one byte into the next.
+//! Byte classes shared by the text decoders and normalisers: hex digits, Perl's ASCII
+//! white space, and byte-wise tests on eight bytes at once (a `u64` read little-endian)
+//! for their fast paths. Each eight-byte test works on the low seven bits of a byte
+//! plus its high bit, so no result carries from one byte into the next.
 
 const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
 const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// Perl's `\s` on ASCII bytes (which SpamAssassin's rules and decoders use): space,
+/// `\t`, `\n`, `\v`, `\f` and `\r`. `u8::is_ascii_whitespace` leaves out `\v`.
+pub(crate) const fn is_perl_space(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
+}
+
+/// Value of each hex digit, either case; 0xff for other bytes.
+pub(crate) static HEX_VALUES: [u8; 256] = {
+    let mut table = [0xff; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
+        table[b"0123456789ABCDEF"[digit] as usize] = digit as u8;
+        digit += 1;
+    }
+    table
+};
+
+/// The value of the hex digit `byte`, either case.
+pub(crate) fn hex_value(byte: u8) -> Option<u8> {
+    let value = HEX_VALUES[usize::from(byte)];
+    (value < 16).then_some(value)
+}
 
 /// The eight bytes at `at` (`bytes.len() >= at + 8`), the first in the low byte.
 pub(crate) fn load(bytes: &[u8], at: usize) -> u64 {

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use crate::rules::spam::charset::hex_value;
+use crate::rules::byte_word::hex_value;
 
 /// How a part's body is encoded on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::rules::byte_word::{HEX_VALUES, hex_value};
+
 /// Upper bound of one pattern's verification work on one object, in element steps.
 /// Bounded ranges (`{n-m}`, `[x-y]`) and variable-length alternations branch; when the
 /// budget is spent the candidate counts as no match (see `vdl/README.md`).
@@ -192,23 +194,6 @@ pub(crate) fn decode_hex(text: &[u8], out: &mut [u8]) -> bool {
     }
     bad < 16
 }
-
-fn hex_value(c: u8) -> Option<u8> {
-    let value = HEX_VALUES[usize::from(c)];
-    (value < 16).then_some(value)
-}
-
-/// Value of each hex digit; 0xff for other bytes.
-static HEX_VALUES: [u8; 256] = {
-    let mut table = [0xff; 256];
-    let mut digit = 0;
-    while digit < 16 {
-        table[b"0123456789abcdef"[digit] as usize] = digit as u8;
-        table[b"0123456789ABCDEF"[digit] as usize] = digit as u8;
-        digit += 1;
-    }
-    table
-};
 
 /// How common a byte is in files, for choosing anchors: NUL and 0xff most, then
 /// space and letters.

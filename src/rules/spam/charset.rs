@@ -6,6 +6,8 @@
 
 use mail_parser::decoders::charsets::map::charset_decoder;
 
+use crate::rules::byte_word::{hex_value, is_perl_space};
+
 /// `Mail::SpamAssassin::Util::qp_decode`: trailing blanks before a line end go,
 /// soft line breaks go, `=XX` becomes a byte; anything else stays as written.
 pub fn qp_decode(input: &[u8]) -> Vec<u8> {
@@ -60,10 +62,6 @@ pub fn qp_decode(input: &[u8]) -> Vec<u8> {
     out
 }
 
-pub(crate) fn hex_value(byte: u8) -> Option<u8> {
-    (byte as char).to_digit(16).map(|digit| digit as u8)
-}
-
 fn base64_value(byte: u8) -> Option<u8> {
     Some(match byte {
         b'A'..=b'Z' => byte - b'A',
@@ -82,7 +80,7 @@ pub fn base64_decode(input: &[u8]) -> Vec<u8> {
     let compact: Vec<u8> = input
         .iter()
         .copied()
-        .filter(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C))
+        .filter(|b| !is_perl_space(*b))
         .collect();
     let well_formed = compact.len().is_multiple_of(4)
         && compact.len() >= 2

@@ -13,7 +13,7 @@
 //! `<meta http-equiv=refresh content="...; url=...">`. Like SpamAssassin, the `href`
 //! of every `<a>` is also kept as written, unresolved (empty when missing).
 
-use crate::rules::byte_word::next_blank_or_control;
+use crate::rules::byte_word::{is_perl_space, next_blank_or_control};
 
 pub struct Page {
     pub text: String,
@@ -596,7 +596,6 @@ pub fn decode_entities(text: &str) -> String {
 /// character) is copied whole.
 fn collapse_blanks(text: &str) -> String {
     const NBSP_AS_LATIN1: &str = "\u{C2}\u{A0}";
-    let is_blank = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0C | 0x0B);
     let mut collapsed = String::with_capacity(text.len());
     let mut at = 0;
     while at < text.len() {
@@ -611,7 +610,7 @@ fn collapse_blanks(text: &str) -> String {
             at += NBSP_AS_LATIN1.len();
             continue;
         }
-        match rest.bytes().take_while(is_blank).count() {
+        match rest.bytes().take_while(|b| is_perl_space(*b)).count() {
             0 => {
                 let c = rest.chars().next().unwrap_or_default();
                 collapsed.push(c);

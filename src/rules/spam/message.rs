@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use super::charset::{base64_decode, decode_header, normalize, qp_decode};
 use super::content_type::{disposition_name, parse_content_type};
 use super::html;
-use crate::rules::byte_word::next_blank_or_control;
+use crate::rules::byte_word::{is_perl_space, next_blank_or_control};
 
 const SUBPARSE: usize = 20;
 const MAX_PARTS_PER_MULTIPART: usize = 1000;
@@ -722,7 +722,7 @@ fn make_header(name: Vec<u8>, raw: Vec<u8>) -> Header {
 }
 
 fn trim_ascii_whitespace(bytes: &[u8]) -> &[u8] {
-    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
+    let is_space = |b: &u8| is_perl_space(*b);
     let start = bytes
         .iter()
         .position(|b| !is_space(b))
@@ -849,7 +849,7 @@ fn normalize_whitespace(text: &str, unicode: bool) -> String {
 /// byte or white-space run; ASCII bytes never occur inside a multi-byte UTF-8
 /// character, so the text may be cut at any of them.
 fn normalize_ascii_whitespace(text: &str) -> String {
-    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C);
+    let is_space = |b: &u8| is_perl_space(*b);
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut at = 0;

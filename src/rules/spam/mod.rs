@@ -16,7 +16,7 @@
 //! How messages are read is described in `message`, `html`, `uri` and `header`;
 //! `tests/spamassassin_compat.rs` checks it all against SpamAssassin itself.
 
-pub(crate) mod charset;
+mod charset;
 mod config;
 mod content_type;
 mod header;

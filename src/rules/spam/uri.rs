@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashSet};
 use regex::bytes::Regex;
 
 use super::uri_clean::{self, has_percent_hex, url_decode};
+use crate::rules::byte_word::is_perl_space;
 
 /// What URI extraction is configured with: the top-level domains schemeless URIs
 /// and mail domains must end in (`util_rb_tld`), and `redirector_pattern`s whose
@@ -56,10 +57,6 @@ impl UriSettings {
     }
 }
 
-const fn is_space(byte: u8) -> bool {
-    matches!(byte, b' ' | b'\t' | b'\n' | b'\r' | 0x0B | 0x0C)
-}
-
 /// A byte-indexed membership table: the delimiter tests run at every byte of every
 /// body line, and a slice's `contains` there costs a function call per byte.
 const fn byte_set(members: &[u8]) -> [bool; 256] {
@@ -77,7 +74,7 @@ const fn delims(with: &[u8]) -> [bool; 256] {
     let mut set = byte_set(with);
     let mut byte = 0;
     while byte < 256 {
-        set[byte] |= is_space(byte as u8) || byte == 0x1B || byte == 0xA0;
+        set[byte] |= is_perl_space(byte as u8) || byte == 0x1B || byte == 0xA0;
         byte += 1;
     }
     set
@@ -294,13 +291,13 @@ fn find_in_text(text: &[u8], tlds: &UriSettings, found: &mut Vec<(Vec<u8>, bool)
         // Every form `uri_at` finds holds a `.`, `:` or `@` before the next
         // whitespace (which ends each of them): from a word's start, the words before
         // the next one holding a mark are skipped whole. Most words hold none.
-        if at == 0 || is_space(text[at - 1]) {
+        if at == 0 || is_perl_space(text[at - 1]) {
             let Some(mark) = memchr::memchr3(b'.', b':', b'@', &text[at..]) else {
                 break;
             };
             at += text[at..at + mark]
                 .iter()
-                .rposition(|&b| is_space(b))
+                .rposition(|&b| is_perl_space(b))
                 .map_or(0, |space| space + 1);
         }
         match uri_at(text, at, last_at_sign, tlds) {
