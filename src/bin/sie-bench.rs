@@ -110,6 +110,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The spam engine runs as in the work loops, without huge pages.
+    sie::cli::use_small_pages();
     let args = Args::parse();
     let result = match args.command {
         Command::SpamHits { rules, paths } => spam_hits(&rules, &paths),

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use md5::Md5;
@@ -26,6 +27,12 @@ struct AnchorList {
 }
 
 impl AnchorList {
+    fn with_capacity(refs: usize) -> AnchorList {
+        AnchorList {
+            refs: Vec::with_capacity(refs),
+        }
+    }
+
     fn add(&mut self, key: u32, r: PatRef) {
         self.refs.push((key, r));
     }
@@ -38,8 +45,8 @@ impl AnchorList {
         // increasing `PatRef` order (bodies, then subsignatures, which have the high
         // bit), so sorting by (key, ref) keeps it, without a stable sort's buffer.
         self.refs.par_sort_unstable_by_key(|&(key, r)| (key, r.0));
-        let mut keys = Vec::new();
-        let mut starts = Vec::new();
+        let mut keys = Vec::with_capacity(self.refs.len());
+        let mut starts = Vec::with_capacity(self.refs.len() + 1);
         for (at, &(key, _)) in self.refs.iter().enumerate() {
             if keys.last() != Some(&key) {
                 keys.push(key);
@@ -146,6 +153,22 @@ impl Compiler {
         }
     }
 
+    /// Makes room for `lines` more definitions of a file of `kind` at once. A
+    /// million-signature set otherwise grows its vectors by doubling, and every
+    /// doubling copies them whole into fresh memory the kernel must zero first.
+    fn reserve(&mut self, kind: DbKind, lines: usize) {
+        match kind {
+            DbKind::Ndb => {
+                self.bodies.reserve(lines);
+                self.body_places.reserve(lines);
+            }
+            DbKind::Hdb | DbKind::Hsb => self.hashes.reserve(lines),
+            DbKind::Fp | DbKind::Sfp => self.allow.reserve(lines),
+            DbKind::Ldb => self.logicals.reserve(lines),
+            DbKind::Ign2 => {}
+        }
+    }
+
     fn add_body(&mut self, def: BodyDef, spot: Option<AnchorSpot>) {
         let Some(spot) = spot else {
             return;
@@ -175,9 +198,11 @@ impl Compiler {
     }
 
     pub(super) fn compile(self) -> SignatureSet {
+        // Most patterns go into the raw list and many into the normalised one too; room
+        // reserved and never used is address space only, never touched.
         let (mut raw, mut norm, mut nocase) = (
-            AnchorList::default(),
-            AnchorList::default(),
+            AnchorList::with_capacity(self.bodies.len()),
+            AnchorList::with_capacity(self.bodies.len()),
             AnchorList::default(),
         );
         let mut norm_relative = false;
@@ -243,7 +268,23 @@ impl Compiler {
                 pcres,
             });
         }
-        let hashes = HashTable::new(self.hashes.iter().zip(0..));
+        // The tables are independent of each other: built side by side.
+        let all_hashes = &self.hashes;
+        let all_allowed = &self.allow;
+        let ((hashes, allow), (raw, (norm, nocase))) = rayon::join(
+            || {
+                (
+                    HashTable::new(all_hashes.iter().zip(0..)),
+                    HashTable::new(all_allowed.iter().map(|def| (def, 0))),
+                )
+            },
+            || {
+                rayon::join(
+                    || raw.build(false),
+                    || rayon::join(|| norm.build(false), || nocase.build(true)),
+                )
+            },
+        );
         let hash_names = self.hashes.into_iter().map(|def| def.name).collect();
         let max_bm_skip = bodies
             .iter()
@@ -251,14 +292,13 @@ impl Compiler {
             .map(|b| b.anchor.skip as usize)
             .max()
             .unwrap_or(0);
-        let allow = HashTable::new(self.allow.iter().map(|def| (def, 0)));
         SignatureSet {
             bodies,
             subs,
             logicals,
-            raw: raw.build(false),
-            norm: norm.build(false),
-            nocase: nocase.build(true),
+            raw,
+            norm,
+            nocase,
             hashes,
             hash_names,
             allow,
@@ -288,6 +328,101 @@ fn lines(text: &str) -> Vec<&str> {
     lines
 }
 
+/// A line of a ClamAV database, parsed, with the anchor of its pattern.
+type Parsed = (Line, Option<AnchorSpot>);
+
+fn parse_chunk(kind: DbKind, chunk: &[&str]) -> Vec<Parsed> {
+    chunk
+        .par_iter()
+        .map(|line| {
+            let parsed = clamav::parse_line(kind, line);
+            let spot = match &parsed {
+                Line::Def(def) => AnchorSpot::of_def(def),
+                _ => None,
+            };
+            (parsed, spot)
+        })
+        .collect()
+}
+
+/// Adds the `parsed` lines that start at `lines[first]`; lines SIE cannot honour become
+/// problems, made by `problem` from a line's index in `lines`. Stops at a line ClamAV
+/// refuses.
+fn add_parsed(
+    compiler: &mut Compiler,
+    problems: &mut Vec<LoadProblem>,
+    problem: impl Fn(usize, String) -> LoadProblem,
+    lines: &[&str],
+    (first, parsed): (usize, Vec<Parsed>),
+) -> Result<(), SignatureError> {
+    for (at, (parsed, spot)) in (first..).zip(parsed) {
+        match parsed {
+            Line::Def(def) => compiler.add(def, spot, lines[at]),
+            Line::Skip => {}
+            Line::Unsupported(message) => problems.push(problem(at, format!("{message}; skipped"))),
+            Line::Rejected(message) => return Err(SignatureError::Rejected(problem(at, message))),
+        }
+    }
+    Ok(())
+}
+
+/// Bytes of a definitions file read at a time. A large file is parsed a piece of whole
+/// lines at a time, so it never sits in memory whole beside the set made from it (a
+/// million-signature set is 68 MB of text).
+const READ_PIECE: usize = 4 << 20;
+
+/// Calls `each` with the index of its first line and the text of every piece of whole
+/// lines of the file at `path`, about `piece` bytes each, in order; `each` returns how
+/// many lines it read. A line longer than a piece grows the buffer. Pieces end after a newline, so bytes that are
+/// not UTF-8 become U+FFFD exactly as if the file were converted whole.
+fn for_each_piece(
+    path: &Path,
+    piece: usize,
+    mut each: impl FnMut(usize, &str) -> Result<usize, SignatureError>,
+) -> Result<(), SignatureError> {
+    let io = |source| SignatureError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut buf = vec![0; piece.max(1)];
+    let (mut filled, mut first_line) = (0, 0);
+    loop {
+        let mut at_end = false;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    at_end = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io(e)),
+            }
+        }
+        let end = match memchr::memrchr(b'\n', &buf[..filled]) {
+            _ if at_end => filled,
+            Some(newline) => newline + 1,
+            None => {
+                buf.resize(buf.len() * 2, 0);
+                continue;
+            }
+        };
+        // The strict check has a fast path for ASCII; the lossy one is only needed for
+        // files that are not UTF-8.
+        let text = match std::str::from_utf8(&buf[..end]) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(&buf[..end]),
+        };
+        first_line += each(first_line, &text)?;
+        if at_end {
+            return Ok(());
+        }
+        buf.copy_within(end..filled, 0);
+        filled -= end;
+    }
+}
+
 pub(super) fn load_dir(dir: &Path) -> Result<(SignatureSet, Vec<LoadProblem>), SignatureError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -315,64 +450,63 @@ pub(super) fn load_dir(dir: &Path) -> Result<(SignatureSet, Vec<LoadProblem>), S
     let mut compiler = Compiler::default();
     let mut problems = Vec::new();
     for (_, _, path, kind) in files {
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        // The strict check has a fast path for ASCII; the lossy one is only needed
-        // for files that are not UTF-8.
-        let text = match std::str::from_utf8(&bytes) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(&bytes),
-        };
-        let lines = lines(&text);
-        let problem = |line: usize, message: String| LoadProblem {
-            file: path.clone(),
-            line: line + 1,
-            message,
-        };
-        match kind {
-            None => {
-                for (n, line) in lines.iter().enumerate() {
-                    match vdl::parse_line(line) {
-                        Ok(Some(def)) => {
-                            let spot = AnchorSpot::of_def(&def);
-                            compiler.add(def, spot, line)
-                        }
-                        Ok(None) => {}
-                        Err(message) => problems.push(problem(n, message)),
-                    }
-                }
-            }
-            Some(kind) => {
-                // Parsing and choosing anchors is most of the work for large sets, and
-                // each line's is its own: done in parallel, a chunk at a time so the
-                // parsed lines never exist all at once beside the compiled ones.
-                for (chunk_at, chunk) in lines.chunks(PARSE_CHUNK).enumerate() {
-                    let parsed: Vec<(Line, Option<AnchorSpot>)> = chunk
-                        .par_iter()
-                        .map(|line| {
-                            let parsed = clamav::parse_line(kind, line);
-                            let spot = match &parsed {
-                                Line::Def(def) => AnchorSpot::of_def(def),
-                                _ => None,
-                            };
-                            (parsed, spot)
-                        })
-                        .collect();
-                    for (at, (line, (parsed, spot))) in chunk.iter().zip(parsed).enumerate() {
-                        let n = chunk_at * PARSE_CHUNK + at;
-                        match parsed {
-                            Line::Def(def) => compiler.add(def, spot, line),
-                            Line::Skip => {}
-                            Line::Unsupported(message) => {
-                                problems.push(problem(n, format!("{message}; skipped")))
-                            }
-                            Line::Rejected(message) => {
-                                return Err(SignatureError::Rejected(problem(n, message)));
-                            }
-                        }
-                    }
-                }
-            }
+        if let Some(kind) = kind {
+            let size = std::fs::metadata(&path).map_err(io(&path))?.len();
+            // Most definition lines are 40 to 200 bytes; a guess on the high side is
+            // address space, not memory.
+            compiler.reserve(kind, usize::try_from(size / 40).unwrap_or(usize::MAX));
         }
+        for_each_piece(&path, READ_PIECE, |first_line, text| {
+            let lines = lines(text);
+            let problem = |at: usize, message: String| LoadProblem {
+                file: path.clone(),
+                line: first_line + at + 1,
+                message,
+            };
+            match kind {
+                None => {
+                    for (at, line) in lines.iter().enumerate() {
+                        match vdl::parse_line(line) {
+                            Ok(Some(def)) => {
+                                let spot = AnchorSpot::of_def(&def);
+                                compiler.add(def, spot, line)
+                            }
+                            Ok(None) => {}
+                            Err(message) => problems.push(problem(at, message)),
+                        }
+                    }
+                }
+                Some(kind) => {
+                    // Parsing and choosing anchors is most of the work for large sets,
+                    // and each line's is its own: done in parallel, a chunk at a time so
+                    // the parsed lines never exist all at once beside the compiled ones.
+                    // Adding a chunk to the compiler is serial; it runs beside the
+                    // parsing of the next one.
+                    let mut parsed_before: Option<(usize, Vec<Parsed>)> = None;
+                    for (chunk_at, chunk) in lines.chunks(PARSE_CHUNK).enumerate() {
+                        let (parsed, added) = rayon::join(
+                            || parse_chunk(kind, chunk),
+                            || match parsed_before.take() {
+                                Some(before) => add_parsed(
+                                    &mut compiler,
+                                    &mut problems,
+                                    problem,
+                                    &lines,
+                                    before,
+                                ),
+                                None => Ok(()),
+                            },
+                        );
+                        added?;
+                        parsed_before = Some((chunk_at * PARSE_CHUNK, parsed));
+                    }
+                    if let Some(before) = parsed_before {
+                        add_parsed(&mut compiler, &mut problems, problem, &lines, before)?;
+                    }
+                }
+            }
+            Ok(lines.len())
+        })?;
     }
     compiler.eicar();
     Ok((compiler.compile(), problems))
@@ -382,6 +516,46 @@ pub(super) fn load_dir(dir: &Path) -> Result<(SignatureSet, Vec<LoadProblem>), S
 mod tests {
     use super::*;
     use crate::rules::signatures::testutil::{FILE, MAIL, load, name, set};
+
+    #[test]
+    fn pieces_hold_whole_lines_numbered_as_in_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.ndb");
+        let mut text = b"one\r\ntwo\n\nthree is longer than a piece\n".to_vec();
+        text.extend_from_slice(b"bad \xff byte\nlast without newline");
+        std::fs::write(&path, &text).unwrap();
+        let whole = String::from_utf8_lossy(&text).into_owned();
+        let expected: Vec<(usize, String)> = lines(&whole)
+            .into_iter()
+            .enumerate()
+            .map(|(n, line)| (n, line.to_string()))
+            .collect();
+        for piece in [1, 2, 5, 7, 16, 64, 4096] {
+            let mut seen = Vec::new();
+            for_each_piece(&path, piece, |first, text| {
+                let piece_lines = lines(text);
+                for (at, line) in piece_lines.iter().enumerate() {
+                    seen.push((first + at, line.to_string()));
+                }
+                Ok(piece_lines.len())
+            })
+            .unwrap();
+            assert_eq!(seen, expected, "pieces of {piece} bytes");
+        }
+    }
+
+    #[test]
+    fn a_problem_in_a_later_piece_names_its_line_in_the_file() {
+        // 100-byte lines, a piece and a fifth of them, then a blank line, which ClamAV
+        // refuses.
+        let good_line = format!("Good:0:*:{}\n", "41".repeat(45));
+        let count = READ_PIECE / good_line.len() * 6 / 5;
+        let text = format!("{}\nGood2:0:*:414243444547\n", good_line.repeat(count));
+        match load(&[("a.ndb", &text)]).unwrap_err() {
+            SignatureError::Rejected(p) => assert_eq!(p.line, count + 1),
+            other => panic!("{other}"),
+        }
+    }
 
     #[test]
     fn lines_split_like_a_text_file() {
